@@ -1,0 +1,57 @@
+# Two commands matter: `make demo` runs the main job, `make test` checks everything.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXTRAS ?= dev,oracles,services
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+MATRIX := 3.10 3.11 3.12 3.13
+
+.PHONY: test lint typecheck pytest matrix bench demo reliability clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+test: $(STAMP) lint typecheck pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy --strict
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Run the suite on every CPython 3.10-3.13 pyenv has, each in its own venv.
+matrix:
+	@for v in $(MATRIX); do \
+	  bin=$$(ls -d $(PYENV_ROOT)/versions/$$v*/bin/python 2>/dev/null | sort -V | tail -n 1); \
+	  if [ -z "$$bin" ]; then echo "matrix: CPython $$v not installed, skipped"; continue; fi; \
+	  venv=.venv-$$v; \
+	  [ -x $$venv/bin/python ] || $$bin -m venv $$venv || exit 1; \
+	  $$venv/bin/python -m pip install --quiet --upgrade pip || exit 1; \
+	  $$venv/bin/python -m pip install --quiet -e '.[$(EXTRAS)]' || exit 1; \
+	  echo "matrix: CPython $$($$venv/bin/python -c 'import platform; print(platform.python_version())')"; \
+	  $$venv/bin/python -m pytest -q -p no:cacheprovider $(MATRIX_ARGS) || exit 1; \
+	done
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS),bench]'
+	$(PY) -m benchmarks
+
+reliability: $(STAMP)
+	IAP_RELIABILITY=full $(PY) -m pytest -q tests/reliability
+
+demo:
+	@echo "The end-to-end demo lives in examples/end_to_end.py; run it with python3." >&2
+	@exit 1
+
+clean:
+	rm -rf $(VENV) .venv-3.* build dist .mypy_cache .pytest_cache .ruff_cache

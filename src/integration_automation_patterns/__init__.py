@@ -1,0 +1,3 @@
+"""Reliability patterns for enterprise integration."""
+
+__version__ = "0.3.0.dev0"
