@@ -15,21 +15,10 @@ import threading
 import time
 import uuid
 from dataclasses import KW_ONLY, dataclass
+from time import monotonic as _monotonic
+from time import sleep as _sleep
+from time import time as _walltime
 from typing import Protocol, TypeAlias
-
-__all__ = [
-    "SYSTEM_CLOCK",
-    "Clock",
-    "IntegrationError",
-    "JSONObject",
-    "JSONScalar",
-    "JSONValue",
-    "Jitter",
-    "ManualClock",
-    "RetryPolicy",
-    "SystemClock",
-    "new_event_id",
-]
 
 
 class IntegrationError(Exception):
@@ -87,17 +76,9 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock: ``time.monotonic``, ``time.time`` and real sleeps."""
 
-    def monotonic(self) -> float:
-        """Return ``time.monotonic()``."""
-        return time.monotonic()
-
-    def time(self) -> float:
-        """Return ``time.time()``."""
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep with ``time.sleep``."""
-        time.sleep(seconds)
+    monotonic = staticmethod(_monotonic)
+    time = staticmethod(_walltime)
+    sleep = staticmethod(_sleep)
 
     async def asleep(self, seconds: float) -> None:
         """Sleep with ``asyncio.sleep``."""
@@ -125,12 +106,10 @@ class ManualClock:
         self.sleeps: list[float] = []
 
     def monotonic(self) -> float:
-        """Return the current manual time."""
+        """Return the current manual time (``time()`` reads the same)."""
         return self._now
 
-    def time(self) -> float:
-        """Return the current manual time."""
-        return self._now
+    time = monotonic
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds`` (never backwards)."""
@@ -225,22 +204,18 @@ class RetryPolicy:
     deadline_seconds: float | None = None
 
     def __post_init__(self) -> None:
-        _require(self.max_attempts >= 1, "max_attempts", self.max_attempts, ">= 1")
-        _require(self.backoff_seconds >= 0, "backoff_seconds", self.backoff_seconds)
-        _require(
-            self.max_backoff_seconds >= 0,
-            "max_backoff_seconds",
-            self.max_backoff_seconds,
-        )
-        if self.deadline_seconds is not None:
-            _require(
-                self.deadline_seconds > 0,
-                "deadline_seconds",
-                self.deadline_seconds,
-                "> 0",
-            )
-        if not isinstance(self.jitter, Jitter):
-            raise ValueError(f"jitter must be a Jitter, got {self.jitter!r}")
+        deadline = self.deadline_seconds
+        checks = [
+            ("max_attempts", self.max_attempts >= 1, ">= 1"),
+            ("backoff_seconds", self.backoff_seconds >= 0, ">= 0"),
+            ("max_backoff_seconds", self.max_backoff_seconds >= 0, ">= 0"),
+            ("deadline_seconds", deadline is None or deadline > 0, "> 0 or None"),
+            ("jitter", isinstance(self.jitter, Jitter), "a Jitter"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                value = getattr(self, name)
+                raise ValueError(f"RetryPolicy.{name} must be {rule}, got {value!r}")
 
     def wait_seconds_for_attempt(self, attempt: int) -> int:
         """Return the un-jittered wait before retry ``attempt`` as whole seconds."""
@@ -293,8 +268,3 @@ class RetryPolicy:
 
 
 _RNG = random.Random()  # noqa: S311 -- jitter spreads load; it is not a secret
-
-
-def _require(ok: bool, name: str, value: object, rule: str = ">= 0") -> None:
-    if not ok:
-        raise ValueError(f"RetryPolicy.{name} must be {rule}, got {value!r}")
