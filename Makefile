@@ -47,7 +47,8 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 reliability: $(STAMP)
-	IAP_RELIABILITY=full $(PY) -m pytest -q tests/reliability
+	IAP_RELIABILITY=full IAP_RELIABILITY_REPORT=docs/reliability.md \
+	  $(PY) -m pytest -q --timeout=1800 tests/reliability
 
 demo:
 	@echo "The end-to-end demo lives in examples/end_to_end.py; run it with python3." >&2
