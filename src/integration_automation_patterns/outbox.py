@@ -1138,11 +1138,13 @@ class OutboxRelay:
         return min(max(idle * 2, self.poll_interval), self.max_idle)
 
     def _wait(self, stop: threading.Event, seconds: float) -> None:
-        remaining = seconds
-        while remaining > 0 and not stop.is_set():
-            step = min(remaining, 0.05)
-            self._clock.sleep(step)
-            remaining -= step
+        # Short slices keep a stop request answered within 50 ms.
+        deadline = self._clock.monotonic() + seconds
+        while not stop.is_set():
+            left = deadline - self._clock.monotonic()
+            if left <= 1e-6:
+                return
+            self._clock.sleep(min(left, 0.05))
 
 
 class Inbox:
