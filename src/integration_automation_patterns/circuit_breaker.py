@@ -365,7 +365,7 @@ class CircuitBreaker:
         """Return the current state, moving OPEN to HALF_OPEN once it is due."""
         try:
             with self._lock:
-                return self._refresh(self.clock.monotonic())
+                return self._refresh()
         finally:
             self._deliver()
 
@@ -488,7 +488,7 @@ class CircuitBreaker:
         try:
             with self._lock:
                 now = self.clock.monotonic()
-                return self._snapshot(self._refresh(now), now)
+                return self._snapshot(self._refresh(), now)
         finally:
             self._deliver()
 
@@ -565,18 +565,18 @@ class CircuitBreaker:
         """Let a call in or refuse it; return its generation, probe id, start."""
         try:
             with self._lock:
-                now = self.clock.monotonic()
-                state = self._refresh(now)
+                state = self._refresh()
                 if state is CircuitState.CLOSED:
-                    return self._generation, None, now
+                    return self._generation, None, self.clock.monotonic()
                 if state is CircuitState.OPEN:
-                    raise self._refusal(state, self._open_remaining(now))
+                    remaining = self._open_remaining(self.clock.monotonic())
+                    raise self._refusal(state, remaining)
                 if len(self._probes) >= self.half_open_max_calls:
-                    raise self._refusal(state, self._probe_wait(now))
+                    raise self._refusal(state, self._probe_wait(self.clock.monotonic()))
 
                 probe = next(self._probe_ids)
-                self._probes[probe] = now
-                return self._generation, probe, now
+                started = self._probes[probe] = self.clock.monotonic()
+                return self._generation, probe, started
         finally:
             self._deliver()
 
@@ -688,14 +688,15 @@ class CircuitBreaker:
                 reason = f"{self._probe_successes} successful probes"
                 self._move(CircuitState.CLOSED, reason, now)
 
-    def _refresh(self, now: float) -> CircuitState:
+    def _refresh(self) -> CircuitState:
         """Apply the moves that time alone makes; return the current state."""
         state = self._state
         if state is CircuitState.OPEN and not self._forced:
+            now = self.clock.monotonic()
             if now >= self._opened_at + self.recovery_timeout:
                 self._move(CircuitState.HALF_OPEN, "recovery_timeout elapsed", now)
         elif state is CircuitState.HALF_OPEN and self._probes:
-            self._reclaim_stuck_probes(now)
+            self._reclaim_stuck_probes(self.clock.monotonic())
         return self._state
 
     def _reclaim_stuck_probes(self, now: float) -> None:
