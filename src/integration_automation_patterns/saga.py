@@ -564,9 +564,17 @@ class SqlSagaStore:
                     cur.execute(sql, params)
                 conn.commit()
             except BaseException:
-                conn.rollback()
+                self._abandon(conn)
                 raise
             return count
+
+    def _abandon(self, conn: Any) -> None:
+        """Roll back a failed transaction; drop a connection that cannot."""
+        try:
+            conn.rollback()
+        except Exception:  # noqa: BLE001 -- any driver error means the link is gone
+            self._conn = None
+            conn.close()
 
     def _connection(self) -> Any:
         if self._conn is None:
@@ -948,7 +956,7 @@ class SagaOrchestrator:
             self._journal(run, step.name, "action", StepEntry("started"))
 
             try:
-                value = yield from self._attempts(run, step, "action")
+                value = yield from self._attempts(run, step, "action", index)
             except Exception as exc:  # noqa: BLE001 -- a step may raise anything; the saga records it
                 self._step_failed(run, index, step, exc)
                 return
@@ -982,7 +990,7 @@ class SagaOrchestrator:
     ) -> Generator[_Request, Any, None]:
         self._journal(run, step.name, "compensation", StepEntry("started"))
         try:
-            yield from self._attempts(run, step, "compensation")
+            yield from self._attempts(run, step, "compensation", 0)
         except Exception as exc:  # noqa: BLE001 -- a step may raise anything; the saga records it
             run.compensation_errors[step.name] = exc
             entry = StepEntry("failed", error=_describe(exc))
@@ -997,19 +1005,18 @@ class SagaOrchestrator:
         logger.info("step compensated", extra=self._extra(run, step.name))
 
     def _attempts(
-        self, run: _Run, step: SagaStep, phase: Phase
+        self, run: _Run, step: SagaStep, phase: Phase, index: int
     ) -> Generator[_Request, Any, Any]:
         call = self._call(run, step, phase)
-        policy = self._policy(step, phase)
+        policy = self._policy(step, phase, index)
         started = self._clock.monotonic()
         delay: float | None = None
         attempt = 0
         while True:
             attempt += 1
-            logger.debug(
-                "step attempt",
-                extra=self._extra(run, step.name, phase=phase, attempt=attempt),
-            )
+            if logger.isEnabledFor(logging.DEBUG):
+                extra = self._extra(run, step.name, phase=phase, attempt=attempt)
+                logger.debug("step attempt", extra=extra)
             try:
                 return (yield call)
             except Exception as exc:
@@ -1047,10 +1054,10 @@ class SagaOrchestrator:
             )
         return _Call(step.name, phase, fn, context, step.timeout)
 
-    def _policy(self, step: SagaStep, phase: Phase) -> RetryPolicy | None:
+    def _policy(self, step: SagaStep, phase: Phase, index: int) -> RetryPolicy | None:
         if phase == "compensation":
             return step.compensation_retry
-        if step.retry is None and self._past_pivot(self._steps.index(step)):
+        if step.retry is None and self._past_pivot(index):
             return DEFAULT_RETRIABLE_RETRY
         return step.retry
 
@@ -1081,7 +1088,8 @@ class SagaOrchestrator:
             self._journal(run, step.name, "action", StepEntry("done", result=text))
         run.results[step.name] = value
         run.completed.append(step.name)
-        logger.debug("step completed", extra=self._extra(run, step.name))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("step completed", extra=self._extra(run, step.name))
 
     def _step_failed(
         self, run: _Run, index: int, step: SagaStep, exc: Exception
