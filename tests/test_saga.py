@@ -491,3 +491,23 @@ def test_saga_errors_share_the_library_root() -> None:
     """Every saga error is an IntegrationError."""
     assert issubclass(SagaError, IntegrationError)
     assert issubclass(SagaNotFoundError, LookupError)
+
+
+def test_retry_warnings_carry_stable_fields(caplog: pytest.LogCaptureFixture) -> None:
+    """Each retry logs a WARNING with saga_id, saga, step, attempt and delay."""
+    policy = RetryPolicy(max_attempts=2, backoff_seconds=3)
+    saga = SagaOrchestrator("w", clock=ManualClock())
+    saga.add_step("a", flaky(1), retry=policy)
+
+    with caplog.at_level(
+        logging.WARNING, logger="integration_automation_patterns.saga"
+    ):
+        result = saga.execute()
+
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.__dict__["saga_id"] == result.saga_id
+    assert record.__dict__["saga"] == "w"
+    assert record.__dict__["step"] == "a"
+    assert record.__dict__["attempt"] == 1
+    assert record.__dict__["delay"] == 3.0

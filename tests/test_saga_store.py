@@ -451,3 +451,20 @@ def test_sqlite_store_uses_wal(tmp_path: Path) -> None:
 
     assert mode == "wal"
     assert "wal.db" in repr(store)
+
+
+def test_store_reconnects_after_its_connection_breaks(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A write on a dead connection fails once; the next call reconnects."""
+    store = SqliteSagaStore(tmp_path / "r.db")
+    saga = SagaOrchestrator("r", store=store, clock=clock).add_step("a", lambda: 1)
+    saga.execute(saga_id="r-1")
+    store._conn.close()
+
+    with pytest.raises(sqlite3.ProgrammingError):
+        saga.execute(saga_id="r-2")
+    result = saga.execute(saga_id="r-3")
+    store.close()
+
+    assert result.status is SagaStatus.COMPLETED
