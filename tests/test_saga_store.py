@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from integration_automation_patterns._types import ManualClock
+from integration_automation_patterns._types import ManualClock, new_event_id
 from integration_automation_patterns.saga import (
     SagaContext,
     SagaDefinitionError,
@@ -18,6 +20,7 @@ from integration_automation_patterns.saga import (
     SagaLeaseError,
     SagaNotFoundError,
     SagaOrchestrator,
+    SagaResult,
     SagaStatus,
     SqliteSagaStore,
     SqlSagaStore,
@@ -468,3 +471,78 @@ def test_store_reconnects_after_its_connection_breaks(
     store.close()
 
     assert result.status is SagaStatus.COMPLETED
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlSagaStore]:
+    """One SQLite journal shared by the examples of a property test."""
+    store = SqliteSagaStore(tmp_path_factory.mktemp("prop") / "saga.db")
+    yield store
+    store.close()
+
+
+@settings(deadline=None, max_examples=60)
+@given(data=st.data())
+def test_crashes_at_random_boundaries_never_repeat_or_lose_an_effect(
+    shared_store: SqlSagaStore, data: st.DataObject
+) -> None:
+    """Crash anywhere, any number of times: resume ends right, effects once."""
+    n = data.draw(st.integers(1, 6), label="steps")
+    failing = data.draw(st.none() | st.integers(1, n), label="failing step")
+    points = [(p, i, w) for p in PHASES for i in range(1, n + 1) for w in WHEN]
+    crashes = set(data.draw(st.lists(st.sampled_from(points), max_size=6)))
+    external: dict[str, int] = {}
+
+    def boundary(point: tuple[str, int, str]) -> None:
+        if point in crashes:
+            crashes.discard(point)
+            raise Crash
+
+    def effect(phase: str, i: int) -> Callable[[SagaContext], str]:
+        def run(ctx: SagaContext) -> str:
+            boundary((phase, i, "before"))
+            if phase == "action" and i == failing:
+                raise RuntimeError("refused")
+            key = f"{ctx.idempotency_key()}:{phase}"
+            external[key] = external.get(key, 0) + 1
+            boundary((phase, i, "after"))
+            return key
+
+        return run
+
+    saga_id = new_event_id()
+    saga = SagaOrchestrator("prop", store=shared_store, worker_id="w")
+    for i in range(1, n + 1):
+        saga.add_step(f"s{i}", effect("action", i), effect("compensation", i))
+
+    result = run_until_finished(saga, saga_id)
+
+    done = range(1, n + 1) if failing is None else range(1, failing)
+    expected = {f"prop:{saga_id}:s{i}:action" for i in done}
+    if failing is not None:
+        expected |= {f"prop:{saga_id}:s{i}:compensation" for i in done}
+    assert set(external) == expected
+    assert result.status is (
+        SagaStatus.COMPLETED if failing is None else SagaStatus.COMPENSATED
+    )
+    assert result.completed_steps == [f"s{i}" for i in done]
+
+
+PHASES = ("action", "compensation")
+WHEN = ("before", "after")
+
+
+def run_until_finished(saga: SagaOrchestrator, saga_id: str) -> SagaResult:
+    """Start the saga and resume it after every crash until it finishes."""
+    result = survive(lambda: saga.execute(saga_id=saga_id))
+    while result is None:
+        result = survive(lambda: saga.resume(saga_id))
+    return result
+
+
+def survive(run: Callable[[], SagaResult]) -> SagaResult | None:
+    """Return the run's result, or None when it crashed."""
+    try:
+        return run()
+    except Crash:
+        return None
