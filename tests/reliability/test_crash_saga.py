@@ -22,7 +22,7 @@ import pytest
 from tests.reliability.sizes import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = scaled(6, 3)
+STEPS = scaled(6, 2)
 CHAIN = scaled(2, 1)
 """How many kills in a row one saga suffers before it is left to recover."""
 
