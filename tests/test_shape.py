@@ -113,10 +113,12 @@ def test_root_all_is_sorted_and_matches_the_modules() -> None:
         "Clock",
         "IntegrationError",
         "JSONObject",
+        "JSONScalar",
         "JSONValue",
         "Jitter",
         "ManualClock",
         "RetryPolicy",
+        "SystemClock",
         "new_event_id",
     }
 
