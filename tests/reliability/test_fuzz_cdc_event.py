@@ -1,0 +1,140 @@
+"""Bad input to every CDC parser raises only the documented CDCParseError."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from integration_automation_patterns.cdc_event import (
+    CDCEvent,
+    CDCParseError,
+    DebeziumTransaction,
+)
+from tests.reliability.sizes import examples
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "cdc"
+
+PARSERS: dict[str, Callable[[Any], object]] = {
+    "debezium": CDCEvent.from_debezium,
+    "maxwell": CDCEvent.from_maxwell,
+    "aws_dms": CDCEvent.from_dms,
+    "wal2json": CDCEvent.from_wal2json,
+    "transaction": DebeziumTransaction.from_message,
+}
+
+
+def _valid(area: str) -> list[Any]:
+    return [
+        json.loads(p.read_bytes())
+        for p in sorted((FIXTURES / area).glob("*.json"))
+        if not p.name.startswith("_")
+    ]
+
+
+VALID = {
+    "debezium": _valid("debezium"),
+    "maxwell": _valid("maxwell"),
+    "aws_dms": _valid("aws_dms"),
+    "wal2json": _valid("wal2json"),
+    "transaction": [
+        json.loads((FIXTURES / "debezium" / name).read_bytes())
+        for name in ("pg_transaction_begin.json", "pg_transaction_end.json")
+    ],
+}
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["c", "u", "d", "r", "t", "m", "{", '{"$oid": 1}', "1:2"])
+)
+JSON_TREES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+def attempt(parse: Callable[[Any], object], value: Any) -> None:
+    """Parse ``value``; only CDCParseError may escape."""
+    with contextlib.suppress(CDCParseError):
+        parse(value)
+
+
+@st.composite
+def mutated(draw: st.DrawFn, area: str) -> Any:
+    """A valid message of ``area`` with one value replaced, removed or added."""
+    message = json.loads(json.dumps(draw(st.sampled_from(VALID[area]))))
+    holders: list[Any] = list(_holders(message))
+    holder: Any = draw(st.sampled_from(holders))
+    if isinstance(holder, list):
+        replace: bool = draw(st.booleans())
+        if holder and replace:
+            holder[draw(st.integers(0, len(holder) - 1))] = draw(JSON_TREES)
+        else:
+            holder.append(draw(JSON_TREES))
+        return message
+    keys = sorted(holder)
+    action = draw(st.sampled_from(["replace", "drop", "add"]))
+    if keys and action == "replace":
+        holder[draw(st.sampled_from(keys))] = draw(JSON_TREES)
+    elif keys and action == "drop":
+        del holder[draw(st.sampled_from(keys))]
+    else:
+        holder[draw(st.text(max_size=8))] = draw(JSON_TREES)
+    return message
+
+
+def _holders(node: Any) -> Any:
+    if isinstance(node, (dict, list)):
+        yield node
+        for child in node.values() if isinstance(node, dict) else node:
+            yield from _holders(child)
+
+
+@settings(max_examples=examples(), deadline=None)
+@given(area=st.sampled_from(sorted(PARSERS)), tree=JSON_TREES)
+def test_random_json_trees_raise_only_parse_errors(area: str, tree: Any) -> None:
+    """Any JSON value, as a value and as text, raises at most CDCParseError."""
+    attempt(PARSERS[area], tree)
+    attempt(PARSERS[area], json.dumps(tree).encode())
+
+
+@settings(max_examples=examples(), deadline=None)
+@given(data=st.data(), area=st.sampled_from(sorted(PARSERS)))
+def test_mutated_valid_messages_raise_only_parse_errors(
+    data: st.DataObject, area: str
+) -> None:
+    """A real message with one value changed raises at most CDCParseError."""
+    message = data.draw(mutated(area))
+
+    attempt(PARSERS[area], message)
+    attempt(PARSERS[area], json.dumps(message))
+
+
+@settings(max_examples=examples(), deadline=None)
+@given(area=st.sampled_from(sorted(PARSERS)), blob=st.binary(max_size=64))
+def test_random_bytes_raise_only_parse_errors(area: str, blob: bytes) -> None:
+    """Undecodable or truncated bytes raise at most CDCParseError."""
+    attempt(PARSERS[area], blob)
+
+
+@settings(max_examples=examples(), deadline=None)
+@given(key=JSON_TREES)
+def test_random_debezium_keys_raise_only_parse_errors(key: Any) -> None:
+    """Any JSON key beside a valid value raises at most CDCParseError."""
+    value = VALID["debezium"][0]
+
+    attempt(lambda v: CDCEvent.from_debezium(v, key=key), value)
+    attempt(lambda v: CDCEvent.from_maxwell(v, key=key), VALID["maxwell"][3])
