@@ -74,7 +74,7 @@ from integration_automation_patterns.webhook_handler import (
 
 SECRET = "whsec_" + base64.b64encode(b"demo-shop-signing-key-0123456789").decode()
 STOCK = {"widget": 10, "gadget": 5}
-ORDERS = [
+ORDERS: list[dict[str, Any]] = [
     {"order_id": "A-1001", "sku": "widget", "qty": 2, "amount": 40.0, "card": "ok"},
     {"order_id": "A-1002", "sku": "gadget", "qty": 1, "amount": 25.0, "card": "bad"},
     {"order_id": "A-1003", "sku": "widget", "qty": 3, "amount": 60.0, "card": "ok"},
@@ -534,7 +534,7 @@ class RedisBroker:
         return pending or self._read(">", limit, block=500)
 
     def _read(self, start: str, limit: int, block: int | None = None) -> list[Delivery]:
-        reply = self._redis.xreadgroup(
+        reply: Any = self._redis.xreadgroup(
             self.group, self.consumer, {self.stream: start}, count=limit, block=block
         )
         entries = reply[0][1] if reply else []
@@ -802,8 +802,8 @@ def print_summary(result: DemoResult) -> None:
         say(f"   {name:<22} {value}")
     for name, held in result.invariants:
         say(f"   [{'ok' if held else 'BROKEN'}] {name}")
-    held = sum(ok for _, ok in result.invariants)
-    say(f"   invariants             {held}/{len(result.invariants)} hold")
+    holding = sum(ok for _, ok in result.invariants)
+    say(f"   invariants             {holding}/{len(result.invariants)} hold")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
