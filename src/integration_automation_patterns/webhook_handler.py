@@ -647,8 +647,14 @@ class StripeVerifier(_Verifier):
         if type(body) is not bytes or len(body) > self._max_body_bytes:
             body = _raw_body(body, self._max_body_bytes)
         value = _fast_header(headers, self._HEADER, self._LOWER)
-        timestamp, signatures = _stripe_parts(value, self._HEADER)
-        head = timestamp.encode("ascii") + b"."
+        stamp, _, rest = value.partition(",")
+        if stamp[:2] == "t=" and rest[:3] == "v1=" and "," not in rest:
+            stamp = stamp[2:]
+            signatures = [rest[3:]]
+        else:
+            stamp, signatures = _stripe_parts(value, self._HEADER)
+        timestamp = _unix_seconds(stamp, self._HEADER)
+        head = stamp.encode("ascii") + b"."
 
         found = False
         for mac in self._macs:
@@ -659,7 +665,10 @@ class StripeVerifier(_Verifier):
                 )
         if not found:
             raise _signature_error(self._HEADER)
-        self._check_window(int(timestamp), self._HEADER)
+
+        now = self._time()
+        if timestamp < now - self._past or timestamp > now + self._ahead:
+            self._check_window(timestamp, self._HEADER)
 
     def sign(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
         """Return the ``Stripe-Signature`` header, one ``v1`` per secret."""
@@ -671,12 +680,6 @@ class StripeVerifier(_Verifier):
 
 def _stripe_parts(value: str, name: str) -> tuple[str, list[str]]:
     """Split a ``t=..,v1=..`` header into its timestamp and v1 signatures."""
-    items = value.split(",")
-    if len(items) == 2 and items[0][:2] == "t=" and items[1][:3] == "v1=":
-        stamp = items[0][2:]
-        if stamp.isdigit() and stamp.isascii() and len(stamp) <= _MAX_TIMESTAMP_DIGITS:
-            return stamp, [items[1][3:]]
-
     timestamp: str | None = None
     signatures: list[str] = []
     for item in value.split(","):
@@ -742,14 +745,25 @@ class StandardWebhooksVerifier(_Verifier):
             body = _raw_body(body, self._max_body_bytes)
         msg_id, stamp, value = _standard_headers(headers)
         timestamp = _unix_seconds(stamp, "webhook-timestamp")
-        provided = _versioned(value, "webhook-signature")
+        if value[:3] == "v1," and " " not in value:
+            provided = [value[3:]]
+        else:
+            provided = _versioned(value, "webhook-signature")
+        head = (msg_id + "." + stamp + ".").encode("utf-8")
 
-        head = b"%b.%b." % (msg_id.encode("utf-8"), stamp.encode("ascii"))
-        expected = [_b64(mac.digest2(head, body)) for mac in self._macs]
-        if not any(_matches_text(expected, p) for p in provided):
+        found = False
+        for mac in self._macs:
+            expected = binascii.b2a_base64(mac.digest2(head, body), newline=False)
+            for signature in provided:
+                if signature.isascii():
+                    found |= hmac.compare_digest(expected, signature.encode("ascii"))
+        if not found:
             _require_base64(provided, "webhook-signature")
             raise _signature_error("webhook-signature")
-        self._check_window(timestamp, "webhook-timestamp")
+
+        now = self._time()
+        if timestamp < now - self._past or timestamp > now + self._ahead:
+            self._check_window(timestamp, "webhook-timestamp")
 
     def sign(
         self,
@@ -804,15 +818,20 @@ class StandardWebhooksVerifier(_Verifier):
 def _standard_headers(headers: HeaderMapping) -> tuple[str, str, str]:
     """Return the id, timestamp and signature headers, ``webhook-*`` or ``svix-*``."""
     try:
-        found = (
-            headers.get("webhook-id"),
-            headers.get("webhook-timestamp"),
-            headers.get("webhook-signature"),
-        )
+        msg_id = headers.get("webhook-id")
+        stamp = headers.get("webhook-timestamp")
+        signature = headers.get("webhook-signature")
     except (TypeError, AttributeError, KeyError, ValueError):
-        found = (None, None, None)
-    if all(type(value) is str and value for value in found):
-        return found
+        msg_id = stamp = signature = None
+    if (
+        type(msg_id) is str
+        and type(stamp) is str
+        and type(signature) is str
+        and msg_id
+        and stamp
+        and signature
+    ):
+        return msg_id, stamp, signature
 
     names = ("id", "timestamp", "signature")
     values = [_header(headers, f"webhook-{n}", f"webhook-{n}") for n in names]
