@@ -364,11 +364,14 @@ _CLAIMABLE = (
     " AND ({a}.leased_until IS NULL OR {a}.leased_until <= :now)"
 )
 
+# A scalar subquery, unlike NOT EXISTS, is never turned into an anti-join, so
+# each candidate probes the (aggregateid, seq) index and stops at the first
+# blocking record instead of scanning every unpublished row.
 _UNBLOCKED = (
-    "NOT EXISTS (SELECT 1 FROM {t} AS b WHERE b.aggregateid = o.aggregateid"
+    "(SELECT 1 FROM {t} AS b WHERE b.aggregateid = o.aggregateid"
     " AND b.seq < o.seq AND b.status <> 'published' AND NOT ("
     + _CLAIMABLE.format(a="b")
-    + "))"
+    + ") LIMIT 1) IS NULL"
 )
 
 _CANDIDATES = (
@@ -557,6 +560,9 @@ class SqlOutboxStore:
 
     def _claim_postgres(self, conn: Any, params: dict[str, Any]) -> list[Any]:
         t, sql = self.table, self._sql
+        # The per-candidate subquery inflates the cost estimate past the JIT
+        # threshold; compiling would take longer than the query itself.
+        _execute(conn, "SET LOCAL jit = off")
         locked = _execute(
             conn,
             sql.render(
@@ -591,15 +597,21 @@ class SqlOutboxStore:
         if not locked:
             return []
         seqs = [row[0] for row in locked]
+        tops: dict[str, int] = {}
+        for seq, aggregate in locked:
+            tops[aggregate] = max(seq, tops.get(aggregate, seq))
         barriers = dict(
             _execute(
                 conn,
                 self._sql.render(
-                    f"SELECT aggregateid, MIN(seq) FROM {self.table}"
-                    " WHERE aggregateid = ANY(:aggs) AND status <> 'published'"
-                    " AND NOT (seq = ANY(:seqs)) GROUP BY aggregateid"
+                    "SELECT c.agg, MIN(o.seq) FROM"
+                    " unnest(CAST(:aggs AS TEXT[]), CAST(:tops AS BIGINT[]))"
+                    f" AS c(agg, top) JOIN {self.table} AS o"
+                    " ON o.aggregateid = c.agg AND o.seq < c.top"
+                    " AND o.status <> 'published' AND NOT (o.seq = ANY(:seqs))"
+                    " GROUP BY c.agg"
                 ),
-                {"aggs": sorted({row[1] for row in locked}), "seqs": seqs},
+                {"aggs": list(tops), "tops": list(tops.values()), "seqs": seqs},
             ).fetchall()
         )
         return [
