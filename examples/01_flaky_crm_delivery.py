@@ -93,6 +93,8 @@ def post_contact(url: str, envelope: EventEnvelope) -> dict[str, Any]:
         with urllib.request.urlopen(request, timeout=5) as response:
             answer: dict[str, Any] = json.loads(response.read())
     except (urllib.error.HTTPError, RemoteDisconnected, ConnectionError) as exc:
+        if isinstance(exc, urllib.error.HTTPError):
+            exc.close()
         envelope.mark_failed()
         raise CrmUnavailableError(f"attempt {envelope.attempt_count}: {exc}") from exc
     envelope.mark_acknowledged()

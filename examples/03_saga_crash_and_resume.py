@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def build_saga(folder: Path, *, crash: bool, **options: Any) -> SagaOrchestrator
 
     def charge(ctx: SagaContext) -> str:
         key = ctx.idempotency_key()
-        with sqlite3.connect(payments) as conn:  # the payment provider's side
+        with closing(sqlite3.connect(payments)) as conn, conn:  # the provider's side
             conn.execute("INSERT INTO calls VALUES (?)", (key,))
             conn.execute(
                 "INSERT OR IGNORE INTO charges VALUES (?, ?)", (key, ctx.data["amount"])
@@ -63,8 +64,13 @@ def child(folder: Path) -> None:
     saga.execute({"order_id": "7001", "amount": 42.0}, saga_id=SAGA_ID)
 
 
+def close(saga: SagaOrchestrator) -> None:
+    if isinstance(saga.store, SqliteSagaStore):
+        saga.store.close()
+
+
 def count(folder: Path, table: str) -> int:
-    with sqlite3.connect(folder / "payments.db") as conn:
+    with closing(sqlite3.connect(folder / "payments.db")) as conn:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
@@ -74,7 +80,7 @@ def main() -> dict[str, Any]:
 
 
 def run(folder: Path) -> dict[str, Any]:
-    with sqlite3.connect(folder / "payments.db") as conn:
+    with closing(sqlite3.connect(folder / "payments.db")) as conn, conn:
         conn.execute("CREATE TABLE calls (key TEXT)")
         conn.execute("CREATE TABLE charges (key TEXT PRIMARY KEY, amount REAL)")
 
@@ -91,16 +97,19 @@ def run(folder: Path) -> dict[str, Any]:
     incomplete = store.incomplete()
     store.close()
 
+    eager = build_saga(folder, crash=False, worker_id="worker-2")
     try:
-        build_saga(folder, crash=False, worker_id="worker-2").resume(SAGA_ID)
+        eager.resume(SAGA_ID)
         refused = False
     except SagaLeaseError as exc:
         refused = True
         print(f"  worker-2 right away: {exc}")
+    close(eager)
 
     later = ManualClock(start=time.time() + 301)
     worker2 = build_saga(folder, crash=False, worker_id="worker-2", clock=later)
     result = worker2.resume(SAGA_ID)
+    close(worker2)
     print(
         f"  worker-2 after the lease expired: {result.status.value},"
         f" steps {result.completed_steps}"

@@ -94,7 +94,8 @@ def post(base: str, path: str, body: bytes, headers: dict[str, str]) -> int:
         with urllib.request.urlopen(request, timeout=5) as response:
             status, text = response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
-        status, text = exc.code, exc.read().decode()
+        with exc:
+            status, text = exc.code, exc.read().decode()
     print(f"  POST {path:<10} -> {status} {text[:70]}")
     return int(status)
 

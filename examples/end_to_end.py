@@ -35,6 +35,7 @@ import base64
 import hashlib
 import json
 import logging
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -46,6 +47,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 try:
     import integration_automation_patterns  # noqa: F401 -- probe: installed or not
@@ -471,9 +473,10 @@ class NatsBroker:
         self._loop = asyncio.new_event_loop()
         self.stream = f"IAP_DEMO_{uuid.uuid4().hex[:8].upper()}"
         self.subject = f"{self.stream.lower()}.orders"
-        self._nc = self._run(
-            nats.connect(url, connect_timeout=3, allow_reconnect=False)
+        connecting = nats.connect(
+            url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0
         )
+        self._nc = self._run(asyncio.wait_for(connecting, timeout=5))
         self._js = self._nc.jetstream()
         self._run(self._js.add_stream(name=self.stream, subjects=[self.subject]))
         self._sub = self._run(self._js.pull_subscribe(self.subject, "fulfilment"))
@@ -565,7 +568,12 @@ def open_broker(name: str, url: str | None) -> Broker:
     if name == "embedded":
         return InProcessBroker()
     factory, default_url = BROKERS[name]
-    return factory(url or default_url)
+    url = url or default_url
+    where = urlsplit(url)
+    address = (where.hostname or "127.0.0.1", where.port or urlsplit(default_url).port)
+    # A plain TCP probe first: some clients retry a refused connection for long.
+    socket.create_connection((address[0], address[1] or 0), timeout=3).close()
+    return factory(url)
 
 
 # ------------------------------------------------------------------------ relay
@@ -832,7 +840,8 @@ def main(argv: list[str] | None = None) -> int:
         broker = open_broker(args.broker, args.broker_url)
     except Exception as exc:
         print(
-            f"error: cannot reach the {args.broker} broker"
+            f"error: cannot reach the {args.broker} broker at"
+            f" {args.broker_url or BROKERS[args.broker][1]}"
             f" ({type(exc).__name__}: {exc}); start it or use the embedded default",
             file=sys.stderr,
         )
