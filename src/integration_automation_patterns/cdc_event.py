@@ -338,7 +338,7 @@ class CDCEvent:
     key: Row | None = None
     total_order: int | None = None
     data_collection_order: int | None = None
-    unavailable_fields: frozenset[str] = frozenset()
+    unavailable_fields: _Lazy[frozenset[str]] = _Lazy(frozenset)
     message: CDCMessage | None = None
     updated_fields: Row | None = None
     removed_fields: tuple[str, ...] = ()
@@ -838,6 +838,10 @@ def _infer_engine(src: Mapping[str, Any]) -> str:
     return "unknown"
 
 
+_TEXT = frozenset({str, type(None)})
+_POSITION_TYPES = frozenset({int, str})
+
+
 def _debezium_source(message: Mapping[str, Any], path: str) -> CDCSourceMetadata:
     src = message.get("source")
     spath = path + "source"
@@ -846,30 +850,52 @@ def _debezium_source(message: Mapping[str, Any], path: str) -> CDCSourceMetadata
     elif src.__class__ is not dict:
         raise _fail(spath, f"expected an object, got {_short(src)}")
 
-    engine = _opt_str(src, "connector", spath) or _infer_engine(src)
-    table = _opt_str(src, "table", spath)
+    get = src.get
+    engine, db, schema, table, name = (
+        get("connector"),
+        get("db"),
+        get("schema"),
+        get("table"),
+        get("name"),
+    )
     if table is None:
-        table = _opt_str(src, "collection", spath)
+        table = get("collection")
+    if not (
+        engine.__class__ in _TEXT
+        and db.__class__ in _TEXT
+        and schema.__class__ in _TEXT
+        and table.__class__ in _TEXT
+        and name.__class__ in _TEXT
+    ):
+        _raise_bad_text(src, spath)
+    engine = engine or _infer_engine(src)
     fields = _position_fields(
         src, _POSITION_FIELDS.get(engine, _GENERIC_POSITION), spath
     )
-    server_id = src.get("server_id")
-    lsn_name = _LSN_FIELD.get(engine)
-    lsn = src.get(lsn_name) if lsn_name is not None else None
+    server_id = get("server_id")
+    lsn = get(_LSN_FIELD.get(engine, "lsn"))
+    snapshot = get("snapshot")
+    if snapshot.__class__ is not str:
+        snapshot = _snapshot(snapshot, spath)
 
     return CDCSourceMetadata(
-        _opt_str(src, "db", spath) or "",
-        _opt_str(src, "schema", spath) or "",
+        db or "",
+        schema or "",
         table or "",
         "debezium",
         None if lsn is None else str(lsn),
         None if server_id is None else _scalar_text(server_id, spath + ".server_id"),
-        _opt_str(src, "name", spath),
-        _snapshot(src.get("snapshot"), spath),
+        name,
+        snapshot,
         _finest_ts(src, spath),
         CDCPosition(engine, fields) if fields else None,
         engine,
     )
+
+
+def _raise_bad_text(src: Mapping[str, Any], path: str) -> None:
+    for name in ("connector", "db", "schema", "table", "collection", "name"):
+        _opt_str(src, name, path)
 
 
 def _scalar_text(value: object, path: str) -> str:
@@ -881,17 +907,13 @@ def _scalar_text(value: object, path: str) -> str:
 def _position_fields(
     src: Mapping[str, Any], names: tuple[str, ...], path: str
 ) -> tuple[tuple[str, PositionValue], ...]:
-    fields = []
-    for name in names:
-        value = src.get(name)
-        if value is None:
-            continue
-        if value.__class__ is not int and value.__class__ is not str:
+    fields = tuple([(name, src[name]) for name in names if src.get(name) is not None])
+    for name, value in fields:
+        if value.__class__ not in _POSITION_TYPES:
             raise _fail(
                 f"{path}.{name}", f"expected a number or string, got {_short(value)}"
             )
-        fields.append((name, value))
-    return tuple(fields)
+    return fields
 
 
 def _snapshot(value: object, path: str) -> str | None:
@@ -908,6 +930,16 @@ def _snapshot(value: object, path: str) -> str | None:
 
 def _finest_ts(obj: Mapping[str, Any], path: str) -> int | None:
     """Return the finest of ts_ns/ts_us/ts_ms given, in nanoseconds."""
+    ns = obj.get("ts_ns")
+    if ns.__class__ is int:
+        return ns
+    us = obj.get("ts_us")
+    if ns is None and us.__class__ is int:
+        return us * 1000
+    return _finest_ts_slow(obj, path)
+
+
+def _finest_ts_slow(obj: Mapping[str, Any], path: str) -> int | None:
     ns = _opt_int(obj, "ts_ns", path)
     if ns is not None:
         return ns
@@ -930,8 +962,12 @@ def _debezium_event(
     clock: Clock,
 ) -> CDCEvent:
     mongo = source.engine == "mongodb"
-    before = _row(message, "before", path, mongo)
-    after = _row(message, "after", path, mongo)
+    before = message.get("before")
+    if before is not None and before.__class__ is not dict:
+        before = _row(message, "before", path, mongo)
+    after = message.get("after")
+    if after is not None and after.__class__ is not dict:
+        after = _row(message, "after", path, mongo)
     tx = message.get("transaction")
     tx_id = total = collection_order = None
     if tx is not None:
@@ -947,7 +983,7 @@ def _debezium_event(
         "source": source,
         "before": before,
         "after": after,
-        "_lazy_event_id": _debezium_id(message, op_code, source),
+        "_lazy_event_id": (_debezium_id, (message, op_code, source)),
         "transaction_id": tx_id,
         "key": key,
         "total_order": total,
@@ -962,7 +998,11 @@ def _debezium_event(
     else:
         event.__dict__["_lazy_captured_at"] = (_ns_datetime, ts_ns)
     if operation is CDCOperation.UPDATE:
-        event.unavailable_fields = _unavailable(before, after, placeholder)
+        del event.__dict__["unavailable_fields"]
+        event.__dict__["_lazy_unavailable_fields"] = (
+            _unavailable_of,
+            (before, after, placeholder),
+        )
     if operation is CDCOperation.MESSAGE:
         event.message = _debezium_message(message.get("message"), path + "message")
     if mongo:
@@ -971,12 +1011,13 @@ def _debezium_event(
 
 
 def _debezium_id(
-    message: Mapping[str, Any], op_code: str, source: CDCSourceMetadata
-) -> tuple[Callable[[Any], str], object]:
-    """Return how to derive the event id, deferred until someone reads it."""
+    recipe: tuple[Mapping[str, Any], str, CDCSourceMetadata],
+) -> str:
+    """Derive a Debezium event's id from its position (ADR 0006)."""
+    message, op_code, source = recipe
     position = source.position
     if position is None:
-        return _canonical_of, ("debezium", message)
+        return _canonical_id("debezium", message)
 
     capture = "oplog" if "patch" in message or "filter" in message else ""
     parts = (
@@ -990,11 +1031,7 @@ def _debezium_id(
         op_code,
         *[f"{name}={value}" for name, value in position.fields],
     )
-    return _derive_id, parts
-
-
-def _canonical_of(kind_and_message: tuple[str, Any]) -> str:
-    return _canonical_id(*kind_and_message)
+    return _derive_id(parts)
 
 
 def _ns_datetime(ts_ns: int) -> datetime:
@@ -1027,6 +1064,10 @@ def _transaction_block(
         _opt_int(block, "total_order", path),
         _opt_int(block, "data_collection_order", path),
     )
+
+
+def _unavailable_of(recipe: tuple[Row | None, Row | None, str]) -> frozenset[str]:
+    return _unavailable(*recipe)
 
 
 def _unavailable(
