@@ -51,6 +51,7 @@ __all__ = [
     "IdempotencyConflictError",
     "Inbox",
     "OutboxError",
+    "OutboxInputError",
     "OutboxProcessor",
     "OutboxRecord",
     "OutboxRelay",
