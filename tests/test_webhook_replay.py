@@ -13,6 +13,7 @@ from integration_automation_patterns._types import ManualClock
 from integration_automation_patterns.webhook_handler import (
     MemoryReplayGuard,
     ReplayGuard,
+    StripeVerifier,
 )
 
 
@@ -138,3 +139,16 @@ class GuardMachine(RuleBasedStateMachine):
 
 GuardMachine.TestCase.settings = settings(max_examples=60, deadline=None)
 test_guard_matches_its_model = GuardMachine.TestCase
+
+
+def test_discarding_the_provider_key_admits_a_retry(clock: ManualClock) -> None:
+    """Discarding "<provider>:<event_id>" lets the provider's retry parse again."""
+    guard = MemoryReplayGuard(clock=clock)
+    verifier = StripeVerifier("whsec_x", clock=clock, replay_guard=guard)
+    body = b'{"id": "evt_7", "type": "t"}'
+    headers = verifier.sign(body)
+    event = verifier.parse(body, headers)
+
+    guard.discard(f"{verifier.provider}:{event.event_id}")
+
+    assert verifier.parse(body, headers).event_id == "evt_7"
