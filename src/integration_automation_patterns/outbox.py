@@ -59,7 +59,6 @@ __all__ = [
     "OutboxStatus",
     "RetryPolicy",
     "SqlOutboxStore",
-    "main",
     "retry_horizon",
 ]
 
