@@ -28,23 +28,27 @@ class IntegrationError(Exception):
     ``except ValueError`` clauses keep working. The whole tree::
 
         IntegrationError
-        ├── EnvelopeError (ValueError)              event_envelope
-        │   └── InvalidTransitionError              event_envelope
-        ├── CircuitOpenError (RuntimeError)         circuit_breaker
-        ├── SagaError                               saga
-        │   ├── SagaNotFoundError (LookupError)     saga
-        │   ├── SagaDefinitionError (ValueError)    saga
-        │   └── SagaLeaseError                      saga
-        ├── OutboxError                             outbox
-        │   └── IdempotencyConflictError (ValueError)  outbox
-        ├── KafkaEnvelopeError (ValueError)         kafka_envelope
-        │   └── EnvelopeDecodeError                 kafka_envelope
-        ├── WebhookError (ValueError)               webhook_handler
-        │   ├── WebhookSignatureError               webhook_handler
-        │   ├── WebhookReplayError                  webhook_handler
-        │   └── WebhookFormatError                  webhook_handler
-        ├── CDCParseError (ValueError)              cdc_event
-        └── SyncError (ValueError)                  sync_boundary
+        ├── EnvelopeError (ValueError)                  event_envelope
+        │   └── InvalidTransitionError                  event_envelope
+        ├── CircuitOpenError (RuntimeError)             circuit_breaker
+        ├── CircuitBreakerConfigError (ValueError)      circuit_breaker
+        ├── SagaError                                   saga
+        │   ├── SagaNotFoundError (LookupError)         saga
+        │   ├── SagaDefinitionError (ValueError)        saga
+        │   ├── SagaJournalError (ValueError)           saga
+        │   └── SagaLeaseError                          saga
+        ├── OutboxError                                 outbox
+        │   ├── OutboxInputError (ValueError)           outbox
+        │   └── IdempotencyConflictError (ValueError)   outbox
+        ├── KafkaEnvelopeError (ValueError)             kafka_envelope
+        │   └── EnvelopeDecodeError                     kafka_envelope
+        ├── WebhookError (ValueError)                   webhook_handler
+        │   ├── WebhookSignatureError                   webhook_handler
+        │   ├── WebhookReplayError                      webhook_handler
+        │   └── WebhookFormatError                      webhook_handler
+        ├── CDCParseError (ValueError)                  cdc_event
+        │   └── CDCNotAChangeError                      cdc_event
+        └── SyncError (ValueError)                      sync_boundary
     """
 
 
