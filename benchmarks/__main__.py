@@ -12,6 +12,7 @@ import importlib.metadata
 import os
 import platform
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -41,23 +42,32 @@ PEERS = (
     "psycopg",
 )
 REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+NOTES = Path(__file__).resolve().parent / "notes.md"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the cases and report; exit 0 whether or not targets are met."""
+    run(argv)
+    return 0
+
+
+def run(argv: list[str] | None = None) -> list[Result]:
+    """Run the cases, print each result, write the report unless quick."""
     args = _parse(argv)
     scale, repeats = (0.01, 2) if args.quick else (1.0, args.repeats)
     results: list[Result] = []
+    started = time.perf_counter()
 
-    for case in _collect(args.only):
+    for case in _collect(args.only, scale):
         result = measure(case, repeats=repeats, scale=scale)
         print(_format_result(result), flush=True)
         results.append(result)
 
-    if not args.quick:
+    print(f"\nran {len(results)} cases in {time.perf_counter() - started:.0f} s")
+    if not args.quick and not args.only:
         REPORT.write_text(render_report(results, repeats), encoding="utf-8")
         print(f"wrote {REPORT}")
-    return 0
+    return results
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -68,13 +78,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _collect(only: str) -> Iterable[Case]:
+def _collect(only: str, scale: float) -> Iterable[Case]:
     for name in CASE_MODULES:
         if only and only not in name:
             continue
         module = importlib.import_module(name)
-        factory: Callable[[], list[Case]] = module.cases
-        yield from factory()
+        factory: Callable[[float], list[Case]] = module.cases
+        yield from factory(scale)
 
 
 def _format_result(result: Result) -> str:
@@ -82,16 +92,14 @@ def _format_result(result: Result) -> str:
     lines = [f"\n## {case.name}"]
     for name, median in result.medians.items():
         cost = result.cost(name)
-        per_call = f"{median * 1e6:10.3f} us/{case.unit}"
-        lines.append(f"  {name:<28} {per_call}  cost {cost * 1e6:10.3f} us")
+        per_call = f"{median * 1e6:12.3f} us/{case.unit}"
+        rate = f"{result.rate(name):14,.0f} {case.item_unit or case.unit}/s"
+        lines.append(f"  {name:<34} {per_call}  cost {cost * 1e6:10.3f} us {rate}")
     for name, error in result.errors.items():
-        lines.append(f"  {name:<28} failed: {error}")
-    for target, ratio, met in result.verdicts():
-        shown = "n/a" if ratio is None else f"{ratio:.3f}"
-        mark = {True: "met", False: "MISSED", None: "not run"}[met]
-        lines.append(
-            f"  target ours/{target.peer} <= {target.max_ratio}: {shown} ({mark})"
-        )
+        lines.append(f"  {name:<34} failed: {error}")
+    for verdict in result.verdicts():
+        mark = {True: "met", False: "MISSED", None: "not run"}[verdict.met]
+        lines.append(f"  target {verdict.goal}: {verdict.shown} ({mark})")
     return "\n".join(lines)
 
 
@@ -120,15 +128,41 @@ def render_report(results: list[Result], repeats: int) -> str:
         "| --- | --- | --- | --- |",
     ]
     for result in results:
-        for target, ratio, met in result.verdicts():
-            shown = "n/a" if ratio is None else f"{ratio:.3f}"
-            mark = {True: "yes", False: "**no**", None: "not run"}[met]
-            goal = f"ours/{target.peer} ≤ {target.max_ratio}"
-            out.append(f"| {result.case.name} | {goal} | {shown} | {mark} |")
+        for verdict in result.verdicts():
+            mark = {True: "yes", False: "**no**", None: "not run"}[verdict.met]
+            out.append(
+                f"| {result.case.name} | {verdict.goal} | {verdict.shown} | {mark} |"
+            )
     out += ["", "## Medians", ""]
     for result in results:
         out += _render_case(result)
+    out += _render_notes()
+    out += _render_closing(results)
     return "\n".join(out) + "\n"
+
+
+def _render_notes() -> list[str]:
+    if not NOTES.exists():
+        return []
+    return [NOTES.read_text(encoding="utf-8").rstrip(), ""]
+
+
+def _render_closing(results: list[Result]) -> list[str]:
+    met = [v for r in results for v in r.verdicts() if v.met]
+    missed = [(r, v) for r in results for v in r.verdicts() if v.met is False]
+    lines = ["## Closing note", ""]
+    total = len(met) + len(missed)
+    lines.append(f"{len(met)} of {total} targets met in this run.")
+    for result in results:
+        shown = ", ".join(f"{v.goal}: {v.shown}" for v in result.verdicts())
+        if shown:
+            lines.append(f"- {result.case.name}: {shown}")
+    if missed:
+        lines += [
+            "",
+            "Missed: " + "; ".join(f"{r.case.name} ({v.goal})" for r, v in missed),
+        ]
+    return [*lines, ""]
 
 
 def _render_case(result: Result) -> list[str]:
@@ -136,14 +170,16 @@ def _render_case(result: Result) -> list[str]:
     lines = [f"### {case.name}", ""]
     if case.note:
         lines += [case.note, ""]
+    per = case.item_unit or case.unit
     lines += [
-        f"| contender | µs per {case.unit} | cost µs | per second |",
+        f"| contender | µs per {case.unit} | cost µs | {per}s per second |",
         "| --- | --- | --- | --- |",
     ]
     for name, median in result.medians.items():
-        rate = case.items / median if median else float("inf")
         cost = result.cost(name) * 1e6
-        lines.append(f"| {name} | {median * 1e6:.3f} | {cost:.3f} | {rate:,.0f} |")
+        lines.append(
+            f"| {name} | {median * 1e6:,.3f} | {cost:,.3f} | {result.rate(name):,.0f} |"
+        )
     for name, error in result.errors.items():
         lines.append(f"| {name} | failed: {error} | | |")
     return [*lines, ""]
