@@ -6,10 +6,12 @@ import base64
 import email.message
 import hashlib
 import hmac
+import http.client
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -710,3 +712,18 @@ def test_prepared_key_equals_the_standard_hmac(
         prepared = _HmacKey(key, algorithm)
         assert prepared.digest(head + data) == hmac.digest(key, head + data, algorithm)
         assert prepared.digest2(head, data) == hmac.digest(key, head + data, algorithm)
+
+
+def test_common_header_containers_type_check_and_verify(clock: ManualClock) -> None:
+    """dict, Mapping and http.client.HTTPMessage satisfy HeaderMapping as typed."""
+    verifier = GitHubVerifier("s", clock=clock)
+    signed_headers = verifier.sign(JSON_BODY)
+    as_dict: dict[str, str] = {k.lower(): v for k, v in signed_headers.items()}
+    as_mapping: Mapping[str, str] = MappingProxyType(as_dict)
+    as_message = http.client.HTTPMessage()
+    for name, value in signed_headers.items():
+        as_message[name.upper()] = value
+
+    verifier.verify(JSON_BODY, as_dict)
+    verifier.verify(JSON_BODY, as_mapping)
+    verifier.verify(JSON_BODY, as_message)
