@@ -41,9 +41,10 @@ def fuzz_target(area: str, target: str) -> Callable[[Test], Test]:
                 test(*args, **kwargs)
                 held = True
             finally:
+                cases = ", ".join(str(value) for value in kwargs.values())
                 ledger.record(
                     "bad input",
-                    f"{area}: {target}",
+                    f"{area}: {target}" + (f" [{cases}]" if cases else ""),
                     tried=f"{calls[0]} inputs",
                     outcome=(
                         "only documented errors escaped"

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.reliability.conftest import Ledger
 from tests.reliability.sizes import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,10 +87,11 @@ def store_config(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, An
 
 
 def test_sigkill_at_every_boundary_then_resume_applies_each_effect_once(
-    store_config: dict[str, Any],
+    store_config: dict[str, Any], ledger: Ledger
 ) -> None:
     """Killed at any boundary and resumed, sagas finish and apply effects once."""
     sagas: list[tuple[str, str]] = []
+    kills = 0
     for scenario in ("complete", "compensate"):
         points = boundaries(scenario, STEPS)
         for index, point in enumerate(points):
@@ -99,10 +101,11 @@ def test_sigkill_at_every_boundary_then_resume_applies_each_effect_once(
 
             killed = run_child("start", config, kill_at=point)
             assert killed.returncode == -signal.SIGKILL, (point, killed.stderr)
+            kills += 1
 
             for hop, later in enumerate(points[index + 1 : index + CHAIN], start=1):
                 resumed = {**config, "clock_offset": 1000 * hop}
-                run_child("resume", resumed, kill_at=later)
+                kills += run_child("resume", resumed, kill_at=later).returncode < 0
 
     final = run_child(
         "recover", {**store_config, "sagas": sagas, "clock_offset": 10_000}
@@ -111,6 +114,18 @@ def test_sigkill_at_every_boundary_then_resume_applies_each_effect_once(
     report = json.loads(final.stdout)
 
     expected_status = {"complete": "completed", "compensate": "compensated"}
+    finished = sum(
+        report["statuses"].get(saga_id) == expected_status[scenario]
+        for saga_id, scenario in sagas
+    )
+    ledger.record(
+        "crash",
+        f"saga SIGKILL at every step boundary on {store_config['store']}",
+        tried=f"{kills} kills over {len(sagas)} sagas of {STEPS} steps",
+        outcome=f"{finished} of {len(sagas)} finished as expected,"
+        f" {len(report['incomplete'])} left incomplete",
+        held=finished == len(sagas) and report["incomplete"] == [],
+    )
     assert report["incomplete"] == []
     assert report["statuses"] == {
         saga_id: expected_status[scenario] for saga_id, scenario in sagas

@@ -16,6 +16,7 @@ from integration_automation_patterns.cdc_event import (
     CDCParseError,
     DebeziumTransaction,
 )
+from tests.reliability.fuzzing import fuzz_target
 from tests.reliability.sizes import examples
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "cdc"
@@ -103,6 +104,7 @@ def _holders(node: Any) -> Any:
             yield from _holders(child)
 
 
+@fuzz_target("cdc_event", "every parser, random JSON trees")
 @settings(max_examples=examples(), deadline=None)
 @given(area=st.sampled_from(sorted(PARSERS)), tree=JSON_TREES)
 def test_random_json_trees_raise_only_parse_errors(area: str, tree: Any) -> None:
@@ -111,6 +113,7 @@ def test_random_json_trees_raise_only_parse_errors(area: str, tree: Any) -> None
     attempt(PARSERS[area], json.dumps(tree).encode())
 
 
+@fuzz_target("cdc_event", "every parser, mutated valid messages")
 @settings(max_examples=examples(), deadline=None)
 @given(data=st.data(), area=st.sampled_from(sorted(PARSERS)))
 def test_mutated_valid_messages_raise_only_parse_errors(
@@ -123,6 +126,7 @@ def test_mutated_valid_messages_raise_only_parse_errors(
     attempt(PARSERS[area], json.dumps(message))
 
 
+@fuzz_target("cdc_event", "every parser, random bytes")
 @settings(max_examples=examples(), deadline=None)
 @given(area=st.sampled_from(sorted(PARSERS)), blob=st.binary(max_size=64))
 def test_random_bytes_raise_only_parse_errors(area: str, blob: bytes) -> None:
@@ -130,6 +134,7 @@ def test_random_bytes_raise_only_parse_errors(area: str, blob: bytes) -> None:
     attempt(PARSERS[area], blob)
 
 
+@fuzz_target("cdc_event", "Debezium and Maxwell, random keys")
 @settings(max_examples=examples(), deadline=None)
 @given(key=JSON_TREES)
 def test_random_debezium_keys_raise_only_parse_errors(key: Any) -> None:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from integration_automation_patterns.event_envelope import EnvelopeError, EventEnvelope
+from tests.reliability.fuzzing import fuzz_target
 from tests.reliability.sizes import examples
 
 pytestmark = pytest.mark.reliability
@@ -45,6 +46,7 @@ def only_envelope_errors(parse: Any, value: Any) -> None:
         parse(value)
 
 
+@fuzz_target("event_envelope", "from_dict, arbitrary values")
 @given(json_values)
 @settings(max_examples=examples(), deadline=None)
 def test_from_dict_on_arbitrary_values(value: Any) -> None:
@@ -52,6 +54,7 @@ def test_from_dict_on_arbitrary_values(value: Any) -> None:
     only_envelope_errors(EventEnvelope.from_dict, value)
 
 
+@fuzz_target("event_envelope", "from_dict, mutated fields")
 @given(st.dictionaries(DICT_KEYS, json_values, max_size=4), policy_values)
 @settings(max_examples=examples(), deadline=None)
 def test_from_dict_on_mutated_fields(
@@ -62,6 +65,7 @@ def test_from_dict_on_mutated_fields(
     only_envelope_errors(EventEnvelope.from_dict, VALID_DICT | {"retry_policy": policy})
 
 
+@fuzz_target("event_envelope", "from_json, arbitrary bytes and text")
 @given(st.binary(max_size=200) | st.text(max_size=200))
 @settings(max_examples=examples(), deadline=None)
 def test_from_json_on_arbitrary_bytes(raw: bytes | str) -> None:
@@ -77,6 +81,7 @@ def test_from_json_on_deep_nesting(depth: int) -> None:
     only_envelope_errors(EventEnvelope.from_json, "[" * depth)
 
 
+@fuzz_target("event_envelope", "from_cloudevent, mutated attributes")
 @given(st.dictionaries(EVENT_KEYS, json_values, max_size=4))
 @settings(max_examples=examples(), deadline=None)
 def test_from_cloudevent_on_mutated_attributes(changes: dict[str, Any]) -> None:
@@ -84,6 +89,7 @@ def test_from_cloudevent_on_mutated_attributes(changes: dict[str, Any]) -> None:
     only_envelope_errors(EventEnvelope.from_cloudevent, VALID_EVENT | changes)
 
 
+@fuzz_target("event_envelope", "from_cloudevent, arbitrary values")
 @given(json_values)
 @settings(max_examples=examples(), deadline=None)
 def test_from_cloudevent_on_arbitrary_values(value: Any) -> None:
@@ -91,6 +97,7 @@ def test_from_cloudevent_on_arbitrary_values(value: Any) -> None:
     only_envelope_errors(EventEnvelope.from_cloudevent, value)
 
 
+@fuzz_target("event_envelope", "from_cloudevent, arbitrary time text")
 @given(st.text(max_size=40))
 @settings(max_examples=examples(), deadline=None)
 def test_time_attribute_on_arbitrary_text(text: str) -> None:
@@ -103,6 +110,7 @@ def test_time_attribute_on_arbitrary_text(text: str) -> None:
             EventEnvelope.from_cloudevent(event)
 
 
+@fuzz_target("event_envelope", "from_cloudevent, arbitrary data_base64")
 @given(st.binary(max_size=60))
 @settings(max_examples=examples(), deadline=None)
 def test_data_base64_on_arbitrary_bytes(raw: bytes) -> None:

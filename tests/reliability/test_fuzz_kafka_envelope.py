@@ -15,6 +15,7 @@ from integration_automation_patterns.kafka_envelope import (
     from_wire_format,
     to_wire_format,
 )
+from tests.reliability.fuzzing import fuzz_target
 from tests.reliability.sizes import examples
 
 header_lists = st.lists(
@@ -52,6 +53,7 @@ values = st.one_of(
 )
 
 
+@fuzz_target("kafka_envelope", "from_consumer_record, random records")
 @settings(max_examples=examples(), deadline=None)
 @given(
     key=st.one_of(st.none(), st.binary(max_size=16)),
@@ -76,6 +78,7 @@ def test_from_consumer_record_raises_only_decode_errors(
         assert (error.key, error.value) == (key, value)
 
 
+@fuzz_target("kafka_envelope", "from_wire_format, random frames")
 @settings(max_examples=examples(), deadline=None)
 @given(data=st.binary(max_size=64))
 def test_from_wire_format_raises_only_envelope_errors(data: bytes) -> None:
@@ -88,6 +91,7 @@ def test_from_wire_format_raises_only_envelope_errors(data: bytes) -> None:
     assert to_wire_format(schema_id, payload) == data
 
 
+@fuzz_target("kafka_envelope", "from_cloudevents_record, random records")
 @settings(max_examples=examples(), deadline=None)
 @given(key=st.one_of(st.none(), st.binary(max_size=16)), value=values, h=header_lists)
 def test_from_cloudevents_record_raises_only_envelope_errors(
@@ -101,6 +105,7 @@ def test_from_cloudevents_record_raises_only_envelope_errors(
         return
 
 
+@fuzz_target("kafka_envelope", "DeadLetterContext.from_headers, random headers")
 @settings(max_examples=examples(), deadline=None)
 @given(headers=header_lists)
 def test_dead_letter_context_reader_raises_only_envelope_errors(
@@ -139,6 +144,7 @@ spring_contexts = st.builds(
 )
 
 
+@fuzz_target("kafka_envelope", "dead-letter context, Connect round trips")
 @settings(max_examples=examples(), deadline=None)
 @given(context=connect_contexts)
 def test_connect_context_round_trips(context: DeadLetterContext) -> None:
@@ -146,6 +152,7 @@ def test_connect_context_round_trips(context: DeadLetterContext) -> None:
     assert DeadLetterContext.from_headers(context.to_headers("connect")) == context
 
 
+@fuzz_target("kafka_envelope", "dead-letter context, Spring round trips")
 @settings(max_examples=examples(), deadline=None)
 @given(context=spring_contexts)
 def test_spring_context_round_trips(context: DeadLetterContext) -> None:

@@ -29,6 +29,7 @@ from integration_automation_patterns.webhook_handler import (
     WebhookHandler,
     ZendeskVerifier,
 )
+from tests.reliability.fuzzing import fuzz_target
 from tests.reliability.sizes import examples
 
 pytestmark = pytest.mark.reliability
@@ -91,6 +92,7 @@ def only_webhook_errors(call: Callable[[], object]) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(VERIFIERS))
+@fuzz_target("webhook_handler", "parse, arbitrary bodies and headers")
 @given(body=bodies, headers=header_maps)
 @settings(max_examples=PER_SCHEME, deadline=None)
 def test_arbitrary_requests(name: str, body: bytes, headers: dict[Any, Any]) -> None:
@@ -101,6 +103,7 @@ def test_arbitrary_requests(name: str, body: bytes, headers: dict[Any, Any]) -> 
 
 
 @pytest.mark.parametrize("name", sorted(VERIFIERS))
+@fuzz_target("webhook_handler", "parse, signed request with one header replaced")
 @given(data=st.data())
 @settings(max_examples=PER_SCHEME, deadline=None)
 def test_valid_requests_with_one_header_replaced(
@@ -116,6 +119,7 @@ def test_valid_requests_with_one_header_replaced(
 
 
 @pytest.mark.parametrize("name", ["hubspot", "twilio", "square", "hmac"])
+@fuzz_target("webhook_handler", "verify, arbitrary URL and method")
 @given(url=st.text(max_size=60) | st.none(), method=st.text(max_size=8))
 @settings(max_examples=PER_SCHEME, deadline=None)
 def test_arbitrary_context(name: str, url: str | None, method: str) -> None:
@@ -129,6 +133,7 @@ def test_arbitrary_context(name: str, url: str | None, method: str) -> None:
     only_webhook_errors(lambda: verifier.verify(BODY, headers, **context))
 
 
+@fuzz_target("webhook_handler", "verify, non-mapping headers")
 @given(headers=st.none() | st.integers() | st.lists(st.text(), max_size=3))
 @settings(max_examples=examples(50, 20), deadline=None)
 def test_non_mapping_headers(headers: Any) -> None:
@@ -138,6 +143,7 @@ def test_non_mapping_headers(headers: Any) -> None:
             verifier.verify(BODY, headers, **context)
 
 
+@fuzz_target("webhook_handler", "WebhookHandler.parse (0.2.0), arbitrary input")
 @given(body=bodies, header=st.text(max_size=120) | st.binary(max_size=20))
 @settings(max_examples=examples(), deadline=None)
 def test_legacy_handler_on_arbitrary_input(body: bytes, header: Any) -> None:
