@@ -647,22 +647,27 @@ class StripeVerifier(_Verifier):
         if type(body) is not bytes or len(body) > self._max_body_bytes:
             body = _raw_body(body, self._max_body_bytes)
         value = _fast_header(headers, self._HEADER, self._LOWER)
-        stamp, _, rest = value.partition(",")
-        if stamp[:2] == "t=" and rest[:3] == "v1=" and "," not in rest:
-            stamp = stamp[2:]
-            signatures = [rest[3:]]
+        first, _, rest = value.partition(",")
+        stamp = first[2:]
+        if (
+            first[:2] == "t="
+            and rest[:3] == "v1="
+            and stamp.isdigit()
+            and stamp.isascii()
+            and len(stamp) <= _MAX_TIMESTAMP_DIGITS
+            and "," not in rest
+        ):
+            provided = [_fromhex(rest[3:], self._HEADER)]
         else:
-            stamp, signatures = _stripe_parts(value, self._HEADER)
-        timestamp = _unix_seconds(stamp, self._HEADER)
+            stamp, provided = _stripe_parts(value, self._HEADER)
+        timestamp = int(stamp)
         head = stamp.encode("ascii") + b"."
 
         found = False
         for mac in self._macs:
             expected = mac.digest2(head, body)
-            for signature in signatures:
-                found |= hmac.compare_digest(
-                    expected, _fromhex(signature, self._HEADER)
-                )
+            for signature in provided:
+                found |= hmac.compare_digest(expected, signature)
         if not found:
             raise _signature_error(self._HEADER)
 
@@ -678,8 +683,8 @@ class StripeVerifier(_Verifier):
         return {self._HEADER: ",".join([f"t={t}", *entries])}
 
 
-def _stripe_parts(value: str, name: str) -> tuple[str, list[str]]:
-    """Split a ``t=..,v1=..`` header into its timestamp and v1 signatures."""
+def _stripe_parts(value: str, name: str) -> tuple[str, list[bytes]]:
+    """Split a ``t=..,v1=..`` header into its timestamp and decoded v1 signatures."""
     timestamp: str | None = None
     signatures: list[str] = []
     for item in value.split(","):
@@ -694,7 +699,7 @@ def _stripe_parts(value: str, name: str) -> tuple[str, list[str]]:
     _unix_seconds(timestamp, name)
     if not signatures:
         raise WebhookFormatError(f"header {name} has no v1= signature")
-    return timestamp, signatures
+    return timestamp, [_fromhex(signature, name) for signature in signatures]
 
 
 # ---------------------------------------------------------------- Standard Webhooks
@@ -744,7 +749,9 @@ class StandardWebhooksVerifier(_Verifier):
         if type(body) is not bytes or len(body) > self._max_body_bytes:
             body = _raw_body(body, self._max_body_bytes)
         msg_id, stamp, value = _standard_headers(headers)
-        timestamp = _unix_seconds(stamp, "webhook-timestamp")
+        if not (stamp.isdigit() and stamp.isascii() and len(stamp) <= 20):
+            raise WebhookFormatError("header webhook-timestamp is not a Unix timestamp")
+        timestamp = int(stamp)
         if value[:3] == "v1," and " " not in value:
             provided = [value[3:]]
         else:
@@ -1895,9 +1902,8 @@ class WebhookHandler:
 
     def _verify(self, body: bytes, value: str) -> None:
         if value.startswith("t=") or ",t=" in value:
-            timestamp, signatures = _stripe_parts(value, "signature")
+            timestamp, provided = _stripe_parts(value, "signature")
             content = b"%b.%b" % (timestamp.encode("ascii"), body)
-            provided = [_fromhex(s, "signature") for s in signatures]
             self._match(content, provided)
             self._check_time(int(timestamp), "signature timestamp")
             return
