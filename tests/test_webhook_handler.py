@@ -727,3 +727,18 @@ def test_common_header_containers_type_check_and_verify(clock: ManualClock) -> N
     verifier.verify(JSON_BODY, as_dict)
     verifier.verify(JSON_BODY, as_mapping)
     verifier.verify(JSON_BODY, as_message)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"tolerance_seconds": -1.0},
+        {"future_tolerance_seconds": float("nan")},
+        {"max_body_bytes": -1},
+    ],
+    ids=["negative-past", "nan-future", "negative-body"],
+)
+def test_impossible_limits_are_refused(options: dict[str, Any]) -> None:
+    """Negative or NaN windows and body limits fail at construction."""
+    with pytest.raises(WebhookError, match="must be >= 0"):
+        StripeVerifier("whsec_x", **options)

@@ -418,6 +418,7 @@ class _Verifier:
         tolerance_seconds: float | None = None,
         future_tolerance_seconds: float | None = None,
     ) -> None:
+        _check_limits(tolerance_seconds, future_tolerance_seconds, max_body_bytes)
         self._keys: tuple[bytes, ...] = tuple(
             self._key_from(s) for s in _secrets(secret)
         )
@@ -519,6 +520,19 @@ class _Verifier:
             for candidate in provided:
                 found |= hmac.compare_digest(expected, candidate)
         return found
+
+
+def _check_limits(
+    tolerance: float | None, future_tolerance: float | None, max_body_bytes: int
+) -> None:
+    for name, value in (
+        ("tolerance_seconds", tolerance),
+        ("future_tolerance_seconds", future_tolerance),
+    ):
+        if value is not None and not value >= 0:
+            raise WebhookError(f"{name} must be >= 0 or None, got {value!r}")
+    if not max_body_bytes >= 0:
+        raise WebhookError(f"max_body_bytes must be >= 0, got {max_body_bytes!r}")
 
 
 def _signature_error(name: str) -> WebhookSignatureError:
@@ -1867,6 +1881,7 @@ class WebhookHandler:
         replay_guard: ReplayGuard | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
+        _check_limits(tolerance_seconds, None, max_body_bytes)
         self._keys = tuple(_utf8_key(s) for s in _secrets(secret))
         self.tolerance_seconds = tolerance_seconds
         self.timestamp_field = timestamp_field
