@@ -708,3 +708,28 @@ def test_plan_reads_boundary_changes_made_after_construction(
 
     assert "owned_a" not in plan.decisions
     assert dict(plan.updates_for_b) == {"late": 2}
+
+
+def test_plan_calls_each_fields_converters_a_bounded_number_of_times() -> None:
+    """plan is one pass: each field's converters run a fixed few times, at most 5."""
+    calls: list[str] = []
+
+    def counted(value: Any) -> Any:
+        calls.append("call")
+        return value
+
+    names = [f"f{i}" for i in range(2_000)]
+    boundary = SyncBoundary(
+        "c",
+        "crm",
+        "erp",
+        dict.fromkeys(names, SHARED),
+        mappings=[FieldMapping(n, f"b_{n}", counted, counted, counted) for n in names],
+    )
+    a = dict.fromkeys(names, 2)
+    b = {f"b_{n}": 3 for n in names}
+
+    plan = boundary.plan("r1", a, b, dict.fromkeys(names, 1), a_modified_at=T0)
+
+    assert len(plan.manual_review) == len(names)
+    assert len(calls) <= 5 * len(names)
