@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import re
 import socket
 import sys
 from collections.abc import Callable
@@ -14,7 +16,8 @@ import pytest
 
 from tests.conftest import service_unavailable
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 BROKER_EXAMPLES = [
     EXAMPLES / "08_outbox_postgres_to_rabbitmq.py",
     EXAMPLES / "09_outbox_to_nats_jetstream.py",
@@ -119,3 +122,36 @@ def test_redis_pending_message_is_applied_once_after_takeover(
         "pay-4": ("acc-B", 10),
     }
     assert (result["new_after_takeover"], result["pending"]) == (0, 0)
+
+
+# ------------------------------------------------------------ ecosystem table
+
+
+def test_every_supported_row_of_the_ecosystem_table_names_a_proof() -> None:
+    """A row marked supported in ECOSYSTEM.md names a test or the matrix run."""
+    rows = [
+        line
+        for line in (ROOT / "ECOSYSTEM.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("|") and "**supported**" in line
+    ]
+
+    assert len(rows) > 20
+    for row in rows:
+        assert "tests/" in row or "make matrix" in row, row
+
+
+def test_every_test_the_ecosystem_table_names_exists() -> None:
+    """Each ``tests/...py::name`` cited in ECOSYSTEM.md is a test function there."""
+    text = (ROOT / "ECOSYSTEM.md").read_text(encoding="utf-8")
+    cited = set(re.findall(r"(tests/[\w/]+\.py)::(\w+)", text))
+    defined: dict[str, set[str]] = {}
+    for path, _ in cited:
+        tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+        defined[path] = {
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        }
+
+    assert len(cited) > 40
+    assert sorted(c for c in cited if c[1] not in defined[c[0]]) == []
