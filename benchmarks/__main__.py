@@ -73,7 +73,7 @@ def run(argv: list[str] | None = None) -> list[Result]:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, no report")
-    parser.add_argument("--repeats", type=int, default=9, help="rounds per case")
+    parser.add_argument("--repeats", type=int, default=15, help="rounds per case")
     parser.add_argument("--only", default="", help="run case modules matching this")
     return parser.parse_args(argv)
 
@@ -119,8 +119,13 @@ def render_report(results: list[Result], repeats: int) -> str:
         "",
         f"- Python {platform.python_version()} ({platform.python_implementation()})",
         f"- {platform.platform()}, {os.cpu_count()} cores, {platform.machine()}",
+        f"- Load average when the run ended: {_load()}",
         f"- Peers: {_peer_versions()}",
-        "- Reproduce: `make bench`",
+        (
+            "- Reproduce: `IAP_POSTGRES_DSN=postgresql://user@host:5432/db"
+            " make bench` (or `python -m benchmarks`; without the variable the"
+            " PostgreSQL cases are skipped)"
+        ),
         "",
         "## Targets",
         "",
@@ -183,6 +188,13 @@ def _render_case(result: Result) -> list[str]:
     for name, error in result.errors.items():
         lines.append(f"| {name} | failed: {error} | | |")
     return [*lines, ""]
+
+
+def _load() -> str:
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def _peer_versions() -> str:

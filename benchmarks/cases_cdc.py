@@ -44,6 +44,6 @@ def _case(name: str, raw: bytes, what: str) -> Case:
         name,
         contenders,
         targets=[Target(FLOOR, 1.5)],
-        number=5_000,
+        number=2_000,
         note=f"{what} ({len(raw)} bytes); ours is `CDCEvent.from_debezium(raw)`.",
     )

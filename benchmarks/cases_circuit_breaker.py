@@ -30,7 +30,7 @@ def cases(scale: float = 1.0) -> list[Case]:
             baseline="bare call",
             # At most half of every peer's overhead is at most half the fastest's.
             targets=[Target(peer, 0.5) for peer in PEERS if peer in contenders],
-            number=20_000,
+            number=10_000,
             note=(
                 "Each contender wraps the same no-op function with a five-failure,"
                 " 60 s breaker, as a decorator (`ours execute()` calls"

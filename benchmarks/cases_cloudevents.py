@@ -71,7 +71,7 @@ def _out(source: EventEnvelope, document: dict[str, Any]) -> Case:
         "CloudEvents structured JSON out",
         contenders,
         targets=_targets(contenders, FLOOR_OUT),
-        number=5_000,
+        number=2_000,
         note=(
             "From the event in memory to UTF-8 JSON bytes. Ours is"
             " `json.dumps(envelope.to_cloudevent())`: the mapping checks the"
@@ -97,7 +97,7 @@ def _in(raw: bytes) -> Case:
         "CloudEvents structured JSON in",
         contenders,
         targets=_targets(contenders, FLOOR_IN),
-        number=5_000,
+        number=2_000,
         note=(
             "From UTF-8 JSON bytes to a validated event object: ours is"
             " `EventEnvelope.from_cloudevent(json.loads(raw))`, the SDK"

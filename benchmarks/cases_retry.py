@@ -30,7 +30,7 @@ def cases(scale: float = 1.0) -> list[Case]:
             contenders,
             baseline="bare call",
             targets=targets,
-            number=20_000,
+            number=10_000,
             note=(
                 "Each contender decorates the same no-op function: three attempts,"
                 " exponential backoff, retry on any Exception (stamina with its"
