@@ -176,7 +176,7 @@ class MemoryReplayGuard:
             expiry.popitem(last=False)
 
 
-# --------------------------------------------------------------------------- helpers
+# ---------------------------------------------------------------- shared parsing
 
 
 def _header(headers: HeaderMapping, name: str, lower: str) -> str | None:
