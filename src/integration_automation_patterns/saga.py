@@ -43,8 +43,11 @@ __all__ = [
     "SagaContext",
     "SagaDefinitionError",
     "SagaError",
+    "SagaEvent",
+    "SagaEventKind",
     "SagaJournalError",
     "SagaLeaseError",
+    "SagaListener",
     "SagaNotFoundError",
     "SagaOrchestrator",
     "SagaRecord",
@@ -109,6 +112,63 @@ class SagaStatus(enum.Enum):
 
 
 _FINAL = frozenset({SagaStatus.COMPLETED, SagaStatus.COMPENSATED, SagaStatus.FAILED})
+
+
+class SagaEventKind(str, enum.Enum):
+    """What happened in a saga, as announced to its listeners."""
+
+    SAGA_STARTED = "saga_started"
+    SAGA_RESUMED = "saga_resumed"
+    SAGA_COMPLETED = "saga_completed"
+    SAGA_COMPENSATED = "saga_compensated"
+    SAGA_FAILED = "saga_failed"
+    STEP_STARTED = "step_started"
+    STEP_RETRYING = "step_retrying"
+    STEP_SUCCEEDED = "step_succeeded"
+    STEP_FAILED = "step_failed"
+    COMPENSATION_STARTED = "compensation_started"
+    COMPENSATION_RETRYING = "compensation_retrying"
+    COMPENSATION_SUCCEEDED = "compensation_succeeded"
+    COMPENSATION_FAILED = "compensation_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class SagaEvent:
+    """One lifecycle event of a saga run, as handed to every listener.
+
+    Attributes:
+        saga_id: the id of the run.
+        saga_name: the orchestrator's name.
+        kind: what happened.
+        step: the step concerned; for the final saga events, the step whose
+            action failed (None when the saga completed).
+        attempt: for step and compensation events, the attempt concerned,
+            counting from 1 (the attempt that just failed for the retrying
+            kinds); 0 for saga events.
+        error: the failure, for the failed and retrying kinds and for a saga
+            that ended compensated or failed; otherwise None.
+        time: the orchestrator clock's ``time()`` when the event happened.
+        delay: for the retrying kinds, the seconds before the next attempt.
+    """
+
+    saga_id: str
+    saga_name: str
+    kind: SagaEventKind
+    step: str | None
+    attempt: int
+    error: BaseException | None
+    time: float
+    delay: float | None = None
+
+
+SagaListener: TypeAlias = Callable[[SagaEvent], object]
+"""A callable that receives every ``SagaEvent`` of an orchestrator."""
+
+_FINAL_EVENT = {
+    SagaStatus.COMPLETED: SagaEventKind.SAGA_COMPLETED,
+    SagaStatus.COMPENSATED: SagaEventKind.SAGA_COMPENSATED,
+    SagaStatus.FAILED: SagaEventKind.SAGA_FAILED,
+}
 
 
 @dataclass(frozen=True)
@@ -667,6 +727,11 @@ class _Sleep:
     seconds: float
 
 
+_RETRYING: Mapping[Phase, SagaEventKind] = {
+    "action": SagaEventKind.STEP_RETRYING,
+    "compensation": SagaEventKind.COMPENSATION_RETRYING,
+}
+
 _Request: TypeAlias = "_Call | _Sleep"
 _Engine: TypeAlias = "Generator[_Request, Any, SagaResult]"
 _Outcome: TypeAlias = "tuple[bool, Any]"
@@ -687,6 +752,7 @@ class _Run:
     error: Exception | None = None
     entries: Mapping[tuple[str, str], StepEntry] = field(default_factory=dict)
     interrupted: bool = False
+    attempt: int = 0
 
     def result(self) -> SagaResult:
         return SagaResult(
@@ -717,6 +783,8 @@ class SagaOrchestrator:
         clock: the clock for retry waits, timeouts and leases.
         worker_id: this worker's lease owner name (default: a new unique id).
         lease_seconds: how long a lease lasts; every journal write renews it.
+        listeners: callables that receive every ``SagaEvent``; see
+            ``add_listener``.
     """
 
     def __init__(
@@ -727,6 +795,7 @@ class SagaOrchestrator:
         clock: Clock = SYSTEM_CLOCK,
         worker_id: str | None = None,
         lease_seconds: float = 300.0,
+        listeners: Iterable[SagaListener] = (),
     ) -> None:
         if not lease_seconds > 0:
             raise SagaDefinitionError(
@@ -739,6 +808,7 @@ class SagaOrchestrator:
         self._clock = clock
         self._steps: list[SagaStep] = []
         self._pivot: int | None = None
+        self._listeners: tuple[SagaListener, ...] = tuple(listeners)
 
     def __repr__(self) -> str:
         return f"SagaOrchestrator({self.name!r}, steps={len(self._steps)})"
@@ -788,6 +858,19 @@ class SagaOrchestrator:
             self._pivot = len(self._steps)
         self._steps.append(step)
         return self
+
+    def add_listener(self, listener: SagaListener) -> None:
+        """Call ``listener(event)`` once for every lifecycle event of every run.
+
+        Listeners run in the saga's thread, in the order they were added, right
+        after the event is journalled. One that raises is logged with the
+        saga's id and otherwise ignored: it never changes the saga's outcome.
+        """
+        self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: SagaListener) -> None:
+        """Stop calling ``listener``; do nothing if it was not added."""
+        self._listeners = tuple(x for x in self._listeners if x != listener)
 
     def _check_placement(self, step: SagaStep) -> None:
         if any(s.name == step.name for s in self._steps):
@@ -900,6 +983,8 @@ class SagaOrchestrator:
                 "steps": len(self._steps),
             },
         )
+        if self._listeners:
+            self._emit(run, SagaEventKind.SAGA_STARTED)
         return run
 
     def _open(self, saga_id: str) -> _Run | SagaResult:
@@ -927,6 +1012,8 @@ class SagaOrchestrator:
                 "status": record.status.value,
             },
         )
+        if self._listeners:
+            self._emit(run, SagaEventKind.SAGA_RESUMED)
         return run
 
     def _check_definition(self, record: SagaRecord) -> None:
@@ -954,6 +1041,8 @@ class SagaOrchestrator:
             if step.name in run.results:
                 continue
             self._journal(run, step.name, "action", StepEntry("started"))
+            if self._listeners:
+                self._emit(run, SagaEventKind.STEP_STARTED, step.name, 1)
 
             try:
                 value = yield from self._attempts(run, step, "action", index)
@@ -989,12 +1078,17 @@ class SagaOrchestrator:
         self, run: _Run, step: SagaStep
     ) -> Generator[_Request, Any, None]:
         self._journal(run, step.name, "compensation", StepEntry("started"))
+        if self._listeners:
+            self._emit(run, SagaEventKind.COMPENSATION_STARTED, step.name, 1)
         try:
             yield from self._attempts(run, step, "compensation", 0)
         except Exception as exc:  # noqa: BLE001 -- a step may raise anything; the saga records it
             run.compensation_errors[step.name] = exc
             entry = StepEntry("failed", error=_describe(exc))
             self._journal(run, step.name, "compensation", entry)
+            if self._listeners:
+                kind = SagaEventKind.COMPENSATION_FAILED
+                self._emit(run, kind, step.name, run.attempt, exc)
             logger.error(
                 "compensation failed after its retries; a person must act",
                 extra=self._extra(run, step.name, error=_describe(exc)),
@@ -1002,6 +1096,9 @@ class SagaOrchestrator:
             return
         self._journal(run, step.name, "compensation", StepEntry("done"))
         run.compensated.append(step.name)
+        if self._listeners:
+            kind = SagaEventKind.COMPENSATION_SUCCEEDED
+            self._emit(run, kind, step.name, run.attempt)
         logger.info("step compensated", extra=self._extra(run, step.name))
 
     def _attempts(
@@ -1014,6 +1111,7 @@ class SagaOrchestrator:
         attempt = 0
         while True:
             attempt += 1
+            run.attempt = attempt
             if logger.isEnabledFor(logging.DEBUG):
                 extra = self._extra(run, step.name, phase=phase, attempt=attempt)
                 logger.debug("step attempt", extra=extra)
@@ -1034,6 +1132,9 @@ class SagaOrchestrator:
                         error=_describe(exc),
                     ),
                 )
+                if self._listeners:
+                    kind = _RETRYING[phase]
+                    self._emit(run, kind, step.name, attempt, exc, delay=delay)
             yield _Sleep(phase, delay)
 
     def _call(self, run: _Run, step: SagaStep, phase: Phase) -> _Call:
@@ -1088,6 +1189,9 @@ class SagaOrchestrator:
             self._journal(run, step.name, "action", StepEntry("done", result=text))
         run.results[step.name] = value
         run.completed.append(step.name)
+        if self._listeners:
+            kind = SagaEventKind.STEP_SUCCEEDED
+            self._emit(run, kind, step.name, run.attempt)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("step completed", extra=self._extra(run, step.name))
 
@@ -1099,6 +1203,8 @@ class SagaOrchestrator:
         run.failed_step, run.error = step.name, exc
         entry = StepEntry("failed", error=_describe(exc))
         self._journal(run, step.name, "action", entry, failed=True)
+        if self._listeners:
+            self._emit(run, SagaEventKind.STEP_FAILED, step.name, run.attempt, exc)
 
         extra = self._extra(run, step.name, error=_describe(exc))
         if past_pivot:
@@ -1142,6 +1248,46 @@ class SagaOrchestrator:
             logger.error("saga failed; a person must act", extra=extra)
         else:
             logger.info("saga finished", extra=extra)
+        if self._listeners:
+            kind = _FINAL_EVENT[run.status]
+            self._emit(run, kind, run.failed_step, 0, run.error)
+
+    def _emit(
+        self,
+        run: _Run,
+        kind: SagaEventKind,
+        step: str | None = None,
+        attempt: int = 0,
+        error: BaseException | None = None,
+        *,
+        delay: float | None = None,
+    ) -> None:
+        event = SagaEvent(
+            run.saga_id,
+            self.name,
+            kind,
+            step,
+            attempt,
+            error,
+            self._clock.time(),
+            delay,
+        )
+        for listener in self._listeners:
+            self._notify(listener, event)
+
+    def _notify(self, listener: SagaListener, event: SagaEvent) -> None:
+        try:
+            listener(event)
+        except Exception:
+            logger.exception(
+                "saga listener raised; the saga goes on",
+                extra={
+                    "saga_id": event.saga_id,
+                    "saga": self.name,
+                    "saga_event": event.kind.value,
+                    "listener": repr(listener),
+                },
+            )
 
     def _lease_until(self) -> float:
         return self._clock.time() + self.lease_seconds
