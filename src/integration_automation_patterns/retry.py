@@ -5,7 +5,8 @@
 attempts to make (the first included) and how long to wait between them;
 ``on`` decides which failures are worth another attempt. When the executor
 gives up it re-raises the last exception unchanged, so callers' ``except``
-clauses keep working.
+clauses keep working. ``on_retry`` hears of every retry before its wait and
+``on_give_up`` of the moment a retryable failure is given up on.
 
 A call that succeeds first time costs one extra function frame: no clock is
 read and nothing is allocated until an attempt fails (unless the policy has a
@@ -51,15 +52,19 @@ _EPSILON = 1e-9
 
 @dataclass(frozen=True, slots=True)
 class RetryDetails:
-    """What ``on_retry`` learns before each wait.
+    """What ``on_retry`` learns before each wait, and ``on_give_up`` at the end.
 
     Attributes:
         name: the qualified name of the callable being retried.
         attempt: the attempt that just failed, counting from 1.
-        wait: seconds the executor is about to wait.
+        wait: seconds the executor is about to wait (0.0 when giving up).
         elapsed: seconds since the call started (since the first failure when
             the policy has no deadline, so successful calls never read a clock).
-        exception: the failure that triggered the retry.
+        exception: the failure that triggered the retry, or the one about to be
+            re-raised when giving up.
+        give_up_reason: why the executor gives up: "attempts exhausted",
+            "deadline would pass" or "retry budget exhausted"; empty for a
+            retry.
     """
 
     name: str
@@ -67,6 +72,7 @@ class RetryDetails:
     wait: float
     elapsed: float
     exception: BaseException
+    give_up_reason: str = ""
 
 
 class RetryBudget:
@@ -163,6 +169,7 @@ class _Retrier:
         "catch",
         "clock",
         "name",
+        "on_give_up",
         "on_retry",
         "policy",
         "predicate",
@@ -180,12 +187,14 @@ class _Retrier:
         on_retry: Callable[[RetryDetails], object] | None,
         rng: random.Random | None,
         name: str,
+        on_give_up: Callable[[RetryDetails], object] | None = None,
     ) -> None:
         self.policy = policy or _DEFAULT_POLICY
         self.catch, self.predicate = _catch_spec(on)
         self.budget = budget
         self.clock = clock or SYSTEM_CLOCK
         self.on_retry = on_retry
+        self.on_give_up = on_give_up
         self.rng = rng
         self.name = name
         self.timed = self.policy.deadline_seconds is not None
@@ -210,16 +219,16 @@ class _Retrier:
         """Return the wait before the next attempt, or None to give up."""
         policy = self.policy
         if attempt >= policy.max_attempts:
-            return self._give_up(attempt, "attempts exhausted")
+            return self._give_up(attempt, "attempts exhausted", exc, elapsed)
 
         wait = policy.delay_for_attempt(attempt - 1, rng=self.rng, previous=previous)
         wait = _apply_hint(wait, exc, policy.max_backoff_seconds)
         deadline = policy.deadline_seconds
         if deadline is not None and elapsed + wait > deadline:
-            return self._give_up(attempt, "deadline would pass")
+            return self._give_up(attempt, "deadline would pass", exc, elapsed)
 
         if self.budget is not None and not self.budget.withdraw():
-            return self._give_up(attempt, "retry budget exhausted")
+            return self._give_up(attempt, "retry budget exhausted", exc, elapsed)
         return wait
 
     def report(
@@ -236,7 +245,9 @@ class _Retrier:
         if self.on_retry is not None:
             self.on_retry(RetryDetails(self.name, attempt, wait, elapsed, exc))
 
-    def _give_up(self, attempt: int, why: str) -> float | None:
+    def _give_up(
+        self, attempt: int, why: str, exc: BaseException, elapsed: float
+    ) -> float | None:
         logger.warning(
             "giving up on %s after %d attempt(s): %s",
             self.name,
@@ -244,6 +255,9 @@ class _Retrier:
             why,
             extra={"retry_name": self.name, "attempt": attempt, "reason": why},
         )
+        if self.on_give_up is not None:
+            details = RetryDetails(self.name, attempt, 0.0, elapsed, exc, why)
+            self.on_give_up(details)
         return None
 
     def run(
@@ -362,6 +376,7 @@ def retry(
     clock: Clock | None = None,
     on_retry: Callable[[RetryDetails], object] | None = None,
     rng: random.Random | None = None,
+    on_give_up: Callable[[RetryDetails], object] | None = None,
 ) -> RetryDecorator:
     """Return a decorator that retries a plain or ``async def`` callable.
 
@@ -373,9 +388,14 @@ def retry(
         clock: where waits happen; inject a ``ManualClock`` in tests.
         on_retry: called with a ``RetryDetails`` before each wait.
         rng: the random source for jitter.
+        on_give_up: called once with a ``RetryDetails`` (its ``give_up_reason``
+            set) when a failure worth retrying is given up on: attempts
+            exhausted, the deadline would pass, or the budget refused the
+            retry. It runs before the last exception is re-raised.
 
     Giving up re-raises the last exception unchanged; an exception that ``on``
-    rejects is re-raised at once.
+    rejects is re-raised at once, without calling ``on_give_up`` (it was
+    never the executor's to retry).
 
     Raises:
         TypeError: ``on`` is neither exception types nor a callable.
@@ -391,6 +411,7 @@ def retry(
             on_retry=on_retry,
             rng=rng,
             name=_name_of(fn),
+            on_give_up=on_give_up,
         )
         if inspect.iscoroutinefunction(fn):
             return _async_wrapper(fn, retrier)
@@ -467,13 +488,14 @@ def call_with_retry(
     clock: Clock | None = None,
     on_retry: Callable[[RetryDetails], object] | None = None,
     rng: random.Random | None = None,
+    on_give_up: Callable[[RetryDetails], object] | None = None,
     **kwargs: Any,
 ) -> R:
     """Call ``fn(*args, **kwargs)`` with retries, as ``retry(...)(fn)`` would.
 
     The keyword arguments ``policy``, ``on``, ``budget``, ``clock``,
-    ``on_retry`` and ``rng`` configure the retry; wrap ``fn`` in
-    ``functools.partial`` to pass arguments of those names to it.
+    ``on_retry``, ``rng`` and ``on_give_up`` configure the retry; wrap ``fn``
+    in ``functools.partial`` to pass arguments of those names to it.
     """
     first: BaseException
     if _is_plain(policy, on, budget):
@@ -482,7 +504,13 @@ def call_with_retry(
         except Exception as exc:  # noqa: BLE001 -- the default ``on`` retries any Exception
             first = exc
         retrier = _Retrier(
-            policy, on=on, clock=clock, on_retry=on_retry, rng=rng, name=_name_of(fn)
+            policy,
+            on=on,
+            clock=clock,
+            on_retry=on_retry,
+            rng=rng,
+            name=_name_of(fn),
+            on_give_up=on_give_up,
         )
         return retrier.run(fn, args, kwargs, first, None)
 
@@ -494,6 +522,7 @@ def call_with_retry(
         on_retry=on_retry,
         rng=rng,
         name=_name_of(fn),
+        on_give_up=on_give_up,
     )
     return _sync_wrapper(fn, retrier)(*args, **kwargs)
 
@@ -508,6 +537,7 @@ async def acall_with_retry(
     clock: Clock | None = None,
     on_retry: Callable[[RetryDetails], object] | None = None,
     rng: random.Random | None = None,
+    on_give_up: Callable[[RetryDetails], object] | None = None,
     **kwargs: Any,
 ) -> R:
     """Await ``fn(*args, **kwargs)`` with retries, as ``retry(...)(fn)`` would."""
@@ -518,7 +548,13 @@ async def acall_with_retry(
         except Exception as exc:  # noqa: BLE001 -- the default ``on`` retries any Exception
             first = exc
         retrier = _Retrier(
-            policy, on=on, clock=clock, on_retry=on_retry, rng=rng, name=_name_of(fn)
+            policy,
+            on=on,
+            clock=clock,
+            on_retry=on_retry,
+            rng=rng,
+            name=_name_of(fn),
+            on_give_up=on_give_up,
         )
         return await retrier.arun(fn, args, kwargs, first, None)
 
@@ -530,6 +566,7 @@ async def acall_with_retry(
         on_retry=on_retry,
         rng=rng,
         name=_name_of(fn),
+        on_give_up=on_give_up,
     )
     return await _async_wrapper(fn, retrier)(*args, **kwargs)
 
