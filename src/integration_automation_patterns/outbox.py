@@ -285,7 +285,21 @@ class OutboxStats:
 
 @dataclass(frozen=True)
 class BatchReport:
-    """What one ``OutboxRelay.run_once`` did, handed to the batch hook."""
+    """What one ``OutboxRelay.run_once`` did, handed to the batch hook.
+
+    Attributes:
+        claimed: records the claim leased.
+        published: records published and marked so.
+        failed: records whose publish failed (scheduled again or dead).
+        released: records handed back unpublished to keep their aggregate's
+            order.
+        dead: records that went DEAD in this batch.
+        fenced: outcomes refused because the lease was lost.
+        token: the claim's fencing token.
+        started_at: the relay clock's ``monotonic()`` when the batch began.
+        finished_at: the same clock when its outcomes were committed.
+        dead_ids: the ids of the records that went DEAD in this batch.
+    """
 
     claimed: int
     published: int
@@ -294,6 +308,14 @@ class BatchReport:
     dead: int
     fenced: int
     token: str | None = None
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    dead_ids: tuple[str, ...] = ()
+
+    @property
+    def duration(self) -> float:
+        """Return the seconds the batch took, by the relay's clock."""
+        return self.finished_at - self.started_at
 
 
 def _json_problem(value: object) -> str:
@@ -1005,11 +1027,15 @@ class OutboxRelay:
     def run_once(self) -> BatchReport:
         """Claim, publish and mark one batch; return what happened."""
         conn = self._open() if self._conn is None else self._conn
+        started = self._clock.monotonic()
         try:
             report = self._run(conn)
         except BaseException:
             self._discard(conn)
             raise
+        report = dataclasses.replace(
+            report, started_at=started, finished_at=self._clock.monotonic()
+        )
         if self._on_batch is not None:
             self._on_batch(report)
         return report
@@ -1117,6 +1143,7 @@ class OutboxRelay:
             dead=len(dead),
             fenced=fenced,
             token=batch.token,
+            dead_ids=tuple(r.record_id for r in dead),
         )
 
     def run_forever(self, stop: threading.Event) -> None:
