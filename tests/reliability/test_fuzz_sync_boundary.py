@@ -21,6 +21,7 @@ from integration_automation_patterns.sync_boundary import (
     apply,
     resolve,
 )
+from tests.reliability.fuzzing import fuzz_target
 from tests.reliability.sizes import examples
 
 T = TypeVar("T")
@@ -201,6 +202,7 @@ def attempt(call: Callable[[], T]) -> T | SyncError:
     return error
 
 
+@fuzz_target("sync_boundary", "plan, hostile records, bases and boundaries")
 @settings(max_examples=examples(), deadline=None)
 @given(
     boundary=boundaries(),
@@ -246,6 +248,7 @@ def test_plan_raises_only_sync_error(  # noqa: PLR0917 -- one argument per drawn
             apply(fix, a, b, base=plan.next_base)
 
 
+@fuzz_target("sync_boundary", "plan over random records")
 @settings(max_examples=examples(), deadline=None)
 @given(
     boundary=valid_boundaries(),
@@ -271,6 +274,7 @@ def test_plan_over_random_values_raises_only_sync_error(
         check_plan(plan, a, b, base)
 
 
+@fuzz_target("sync_boundary", "FieldMapping, hostile converters")
 @settings(max_examples=examples(), deadline=None)
 @given(
     a_field=NAMES | st.integers() | st.none(),
@@ -286,6 +290,7 @@ def test_field_mapping_raises_only_sync_error(
     attempt(lambda: FieldMapping(a_field, b_field, to_b, to_a, normalize))
 
 
+@fuzz_target("sync_boundary", "resolve and apply, random inputs")
 @settings(max_examples=examples(), deadline=None)
 @given(
     mapping=mappings(["f0"]),
@@ -312,6 +317,7 @@ def test_resolve_and_apply_raise_only_sync_error(
         attempt(lambda: apply(fix, a, b, base=base))
 
 
+@fuzz_target("sync_boundary", "detect_conflict and last_writer")
 @settings(max_examples=examples(), deadline=None)
 @given(values=st.tuples(VALUES, VALUES, VALUES), a_at=STAMPS, b_at=STAMPS)
 def test_detect_conflict_and_last_writer_raise_only_sync_error(

@@ -51,8 +51,8 @@ def test_four_relays_publish_each_record_exactly_once_in_order(
     )
     in_order = first_delivery_in_order(wire)
     ledger.record(
-        "outbox",
-        f"{RELAYS} relays on {harness.dialect}",
+        "concurrency",
+        f"outbox, {RELAYS} relay processes on {harness.dialect}",
         tried=f"{RECORDS} records over {AGGREGATES} aggregates",
         outcome=f"{len(wire)} publishes in {elapsed:.1f}s",
         held=exactly_once and in_order,
