@@ -1622,6 +1622,22 @@ def test_breaker_opens_refuses_and_recovers(clock: ManualClock) -> None:
     assert state_of(breaker) is CircuitState.CLOSED
 
 
+def test_0_2_0_configuration_stays_readable() -> None:
+    """Constructor arguments stay readable as attributes, as 0.2.0 dataclasses were."""
+    breaker = CircuitBreaker("n", 3, 10.0, 2, (OSError,))
+    handler = WebhookHandler(SECRET, 10, "ts", "eid", "kind")
+
+    assert (breaker.name, breaker.failure_threshold, breaker.recovery_timeout) == (
+        "n",
+        3,
+        10.0,
+    )
+    assert (breaker.success_threshold, breaker.expected_exceptions) == (2, (OSError,))
+    assert SagaOrchestrator("order").name == "order"
+    assert (handler.tolerance_seconds, handler.timestamp_field) == (10, "ts")
+    assert (handler.id_field, handler.type_field) == ("eid", "kind")
+
+
 def test_unexpected_exceptions_do_not_count(clock: ManualClock) -> None:
     """An exception outside ``expected_exceptions`` passes through uncounted."""
     breaker = CircuitBreaker(
