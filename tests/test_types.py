@@ -139,6 +139,20 @@ def test_linear_policy_waits_the_same_each_time() -> None:
     assert [policy.wait_seconds_for_attempt(n) for n in range(4)] == [7, 7, 7, 7]
 
 
+def test_fixed_wait_is_not_capped() -> None:
+    """As in 0.2.0, a non-exponential wait is the base even above the cap."""
+    policy = RetryPolicy(backoff_seconds=100, exponential=False, max_backoff_seconds=50)
+    assert policy.wait_seconds_for_attempt(0) == 100
+    assert policy.delay_for_attempt(3) == 100
+
+
+def test_0_2_0_keyword_names_still_work() -> None:
+    """0.2.0 callers passed attempt_number by keyword."""
+    policy = RetryPolicy()
+    assert policy.wait_seconds_for_attempt(attempt_number=1) == 60
+    assert policy.is_exhausted(attempt_number=3)
+
+
 def test_policy_exhaustion_counts_attempts() -> None:
     """is_exhausted is true from max_attempts on."""
     policy = RetryPolicy(max_attempts=3)

@@ -221,30 +221,30 @@ class RetryPolicy:
                 value = getattr(self, name)
                 raise ValueError(f"RetryPolicy.{name} must be {rule}, got {value!r}")
 
-    def wait_seconds_for_attempt(self, attempt: int) -> int:
-        """Return the un-jittered wait before retry ``attempt`` as whole seconds."""
-        return int(self._ceiling(attempt))
+    def wait_seconds_for_attempt(self, attempt_number: int) -> int:
+        """Return the un-jittered wait before retry ``attempt_number``, in seconds."""
+        return int(self._ceiling(attempt_number))
 
-    def is_exhausted(self, attempt_count: int) -> bool:
-        """Return True once ``attempt_count`` attempts use up the policy."""
-        return attempt_count >= self.max_attempts
+    def is_exhausted(self, attempt_number: int) -> bool:
+        """Return True once ``attempt_number`` attempts use up the policy."""
+        return attempt_number >= self.max_attempts
 
     def delay_for_attempt(
         self,
-        attempt: int,
+        attempt_number: int,
         *,
         rng: random.Random | None = None,
         previous: float | None = None,
     ) -> float:
-        """Return the wait in seconds before retry ``attempt`` (zero-based).
+        """Return the wait in seconds before retry ``attempt_number`` (zero-based).
 
         Args:
-            attempt: how many retries came before this one.
+            attempt_number: how many retries came before this one.
             rng: the random source for jitter (seed one for repeatable tests).
             previous: the last wait, for decorrelated jitter; defaults to the
                 base backoff.
         """
-        ceiling = self._ceiling(attempt)
+        ceiling = self._ceiling(attempt_number)
         draw = (rng or _RNG).uniform
 
         if self.jitter is Jitter.NONE:
@@ -258,17 +258,19 @@ class RetryPolicy:
         last = base if previous is None else max(previous, base)
         return min(float(self.max_backoff_seconds), draw(base, 3 * last))
 
-    def _ceiling(self, attempt: int) -> float:
-        if attempt < 0:
-            raise ValueError(f"attempt must be >= 0, got {attempt!r}")
+    def _ceiling(self, attempt_number: int) -> float:
+        if attempt_number < 0:
+            raise ValueError(f"attempt_number must be >= 0, got {attempt_number!r}")
         base, cap = float(self.backoff_seconds), float(self.max_backoff_seconds)
 
-        if not self.exponential or base == 0:
-            return min(base, cap)
+        if not self.exponential:
+            return base  # a fixed wait is not capped, as in 0.2.0
+        if base == 0:
+            return 0.0
         # Compare exponents first so attempt 10 000 never builds a huge float.
-        if cap == 0 or attempt >= math.log2(cap / base):
+        if cap == 0 or attempt_number >= math.log2(cap / base):
             return cap
-        return base * 2.0**attempt
+        return base * 2.0**attempt_number
 
 
 _RNG = random.Random()  # noqa: S311 -- jitter spreads load; it is not a secret
