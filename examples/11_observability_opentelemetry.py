@@ -1,14 +1,17 @@
 """The library's hooks wired to OpenTelemetry: spans for sagas and relay batches.
 
 The library never imports OpenTelemetry; ``adapters/otel_hooks.py`` uses the
-hooks each pattern offers. Every saga step boundary goes through the
-``SagaStore``, so a store wrapping the real one opens a span per step under a
-span per saga. The relay's ``on_batch`` hook closes a span per batch and
-counts dead letters; the breaker's ``add_listener`` counts transitions and
-retry's ``on_retry`` counts retries. Order 1's payment fails twice, trips the
-breaker and succeeds on the retried probe; order 2's card is declined and its
-reservation compensated; the broker refuses order 2's event until the relay
-dead-letters it. A ``ManualClock`` keeps it instant. Run it from the
+hooks each pattern offers. A saga listener opens a span per saga and a child
+span per step, with a span event for each retry inside a step; no saga store
+is needed. The relay's ``on_batch`` report carries the batch's start and
+finish times, so each batch becomes a span of its real length, and counts
+dead letters. The breaker's ``add_listener`` counts transitions, retry's
+``on_retry`` counts retries and ``on_give_up`` counts calls given up on.
+Order 1's payment fails twice, trips the breaker and makes the payment call
+give up; the saga retries the step after the breaker's cool-down and the
+probe succeeds. Order 2's card is declined (tried twice by the step's policy)
+and its reservation compensated; the broker refuses order 2's event until
+the relay dead-letters it. A ``ManualClock`` keeps it instant. Run it from the
 repository root: ``python examples/11_observability_opentelemetry.py``.
 """
 
@@ -20,7 +23,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from adapters.otel_hooks import Telemetry, TracedSagaStore
+from adapters.otel_hooks import SagaTracer, Telemetry
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from opentelemetry.sdk.trace import TracerProvider
@@ -35,7 +38,6 @@ from integration_automation_patterns import (
     OutboxRelay,
     RetryPolicy,
     SagaOrchestrator,
-    SqliteSagaStore,
     SqlOutboxStore,
     retry,
 )
@@ -50,11 +52,14 @@ def main(
         tracer_provider = TracerProvider()
         tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     meter_provider = meter_provider or MeterProvider(metric_readers=[reader])
+    clock = ManualClock(start=1_700_000_000.0)
     telemetry = Telemetry(
-        tracer_provider.get_tracer("orders"), meter_provider.get_meter("orders")
+        tracer_provider.get_tracer("orders"),
+        meter_provider.get_meter("orders"),
+        clock=clock,
     )
     with tempfile.TemporaryDirectory(prefix="iap-otel-") as folder:
-        result = run(Path(folder), telemetry)
+        result = run(Path(folder), telemetry, clock)
     for span in exporter.get_finished_spans():
         print(f"  span {span.name} {dict(span.attributes or {})}")
     data = reader.get_metrics_data()
@@ -66,8 +71,7 @@ def main(
     return result
 
 
-def run(folder: Path, telemetry: Telemetry) -> dict[str, Any]:
-    clock = ManualClock(start=1_700_000_000.0)
+def run(folder: Path, telemetry: Telemetry, clock: ManualClock) -> dict[str, Any]:
     breaker = CircuitBreaker(
         "payments", 2, 2.0, expected_exceptions=(ConnectionError,), clock=clock
     )
@@ -82,21 +86,23 @@ def run(folder: Path, telemetry: Telemetry) -> dict[str, Any]:
         return "ch_1"
 
     @retry(
-        RetryPolicy(max_attempts=4, backoff_seconds=1.0),
+        RetryPolicy(max_attempts=2, backoff_seconds=1.0),
         on=(ConnectionError, CircuitOpenError),
         clock=clock,
         on_retry=telemetry.on_retry,
+        on_give_up=telemetry.on_give_up,
     )
     def charge(ctx: Any) -> str:
         return breaker.execute(charge_card, ctx.data["amount"])
 
-    journal = SqliteSagaStore(folder / "sagas.db")
     saga = SagaOrchestrator(
-        "order", store=TracedSagaStore(journal, telemetry.tracer), clock=clock
+        "order", clock=clock, listeners=[SagaTracer(telemetry.tracer)]
     )
-    saga.add_step("reserve", lambda: "r-1", lambda: None).add_step("charge", charge)
+    saga.add_step("reserve", lambda: "r-1", lambda: None)
+    saga.add_step(
+        "charge", charge, retry=RetryPolicy(max_attempts=2, backoff_seconds=2.0)
+    )
     outcomes = [saga.execute({"amount": a}).status for a in (120, 900)]
-    journal.close()
 
     store = SqlOutboxStore("sqlite", clock=clock)
     with closing(sqlite3.connect(folder / "orders.db")) as conn, conn:
@@ -105,13 +111,14 @@ def run(folder: Path, telemetry: Telemetry) -> dict[str, Any]:
         store.enqueue(conn, OutboxRecord.create("o-2", "OrderCancelled", {}))
 
     def publish(record: OutboxRecord) -> None:
+        clock.advance(0.01)  # the broker's round trip
         if record.event_type == "OrderCancelled":
             raise ValueError("schema registry refused the event")
 
     relay = OutboxRelay(
         store,
         lambda: sqlite3.connect(folder / "orders.db"),
-        telemetry.publishing(publish),
+        publish,
         retry_policy=RetryPolicy(max_attempts=2, backoff_seconds=1.0),
         clock=clock,
         on_batch=telemetry.on_batch,

@@ -137,6 +137,7 @@ def test_each_saga_step_gets_a_span_under_its_saga_span(
     finished = spans.get_finished_spans()
     sagas = [s for s in finished if s.name == "saga order"]
 
+    assert all((s.attributes or {})["saga.resumed"] is False for s in sagas)
     assert [(s.attributes or {})["saga.status"] for s in sagas] == [
         "completed",
         "compensated",
@@ -155,23 +156,46 @@ def test_each_saga_step_gets_a_span_under_its_saga_span(
     assert "card declined" in (errors[0].status.description or "")
 
 
+def test_retries_inside_a_step_are_events_on_its_span(
+    example: ModuleType,
+    tracer_provider: TracerProvider,
+    meter_provider: MeterProvider,
+    spans: InMemorySpanExporter,
+) -> None:
+    """Each saga step retry is a span event at the time it happened."""
+    example.main(tracer_provider, meter_provider)
+    charges = [s for s in spans.get_finished_spans() if s.name == "saga step charge"]
+
+    assert [(s.attributes or {})["saga.attempts"] for s in charges] == [2, 2]
+    for span in charges:
+        (event,) = span.events
+        assert event.name == "retry"
+        assert dict(event.attributes or {})["delay"] == 2.0
+        assert span.start_time is not None
+        assert span.end_time is not None
+        assert span.start_time <= event.timestamp < span.end_time
+    assert "ConnectionError" in str(dict(charges[0].events[0].attributes or {}))
+    assert "card declined" in str(dict(charges[1].events[0].attributes or {}))
+
+
 def test_each_relay_batch_gets_a_span_with_its_figures(
     example: ModuleType,
     tracer_provider: TracerProvider,
     meter_provider: MeterProvider,
     spans: InMemorySpanExporter,
 ) -> None:
-    """Two relay batches give two spans carrying the batch report's counts."""
+    """Two relay batches give two spans as long as the batch, with its counts."""
     example.main(tracer_provider, meter_provider)
-    batches = [
-        dict(s.attributes or {})
-        for s in spans.get_finished_spans()
-        if s.name == "outbox relay batch"
-    ]
+    found = [s for s in spans.get_finished_spans() if s.name == "outbox relay batch"]
+    batches = [dict(s.attributes or {}) for s in found]
 
     assert [
         (b["outbox.claimed"], b["outbox.published"], b["outbox.dead"]) for b in batches
     ] == [(2, 1, 0), (1, 0, 1)]
+    assert ["outbox.dead_ids" in b for b in batches] == [False, True]
+    durations = [(s.end_time or 0) - (s.start_time or 0) for s in found]
+    # Float seconds near 1.7e9 carry sub-microsecond rounding.
+    assert durations == pytest.approx([20_000_000, 10_000_000], abs=1_000)
 
 
 def test_counters_for_transitions_retries_and_dead_letters(
@@ -180,7 +204,7 @@ def test_counters_for_transitions_retries_and_dead_letters(
     meter_provider: MeterProvider,
     metrics: InMemoryMetricReader,
 ) -> None:
-    """The breaker trips and closes once, retry waits twice, one record dies."""
+    """The breaker trips and closes once, retry waits once and gives up once."""
     example.main(tracer_provider, meter_provider)
     found = counters(metrics)
 
@@ -193,7 +217,10 @@ def test_counters_for_transitions_retries_and_dead_letters(
         ("open", "half_open"): 1,
         ("half_open", "closed"): 1,
     }
-    assert found["retry.retries"] == {(("function", "charge"),): 2}
+    assert found["retry.retries"] == {(("function", "charge"),): 1}
+    assert found["retry.give_ups"] == {
+        (("function", "charge"), ("reason", "attempts exhausted")): 1
+    }
     assert found["outbox.dead_letters"] == {(("outbox", "outbox"),): 1}
 
 
@@ -205,8 +232,8 @@ def test_a_resumed_saga_is_traced_under_a_resume_span(
 ) -> None:
     """After a crash mid-step, resume opens a span and the rerun step ends in it."""
     clock = ManualClock(start=1_700_000_000.0)
-    journal = SqliteSagaStore(tmp_path / "sagas.db")
-    store = example.TracedSagaStore(journal, tracer_provider.get_tracer("test"))
+    store = SqliteSagaStore(tmp_path / "sagas.db")
+    tracer = example.SagaTracer(tracer_provider.get_tracer("test"))
     crashes = [KeyboardInterrupt()]
 
     def ship() -> str:
@@ -215,18 +242,20 @@ def test_a_resumed_saga_is_traced_under_a_resume_span(
         return "shipped"
 
     def build() -> SagaOrchestrator:
-        saga = SagaOrchestrator("order", store=store, clock=clock, lease_seconds=5)
+        saga = SagaOrchestrator(
+            "order", store=store, clock=clock, lease_seconds=5, listeners=[tracer]
+        )
         return saga.add_step("reserve", lambda: "r").add_step("ship", ship)
 
     with pytest.raises(KeyboardInterrupt):
         build().execute(saga_id="order-9")
     clock.advance(6)  # the crashed worker's lease runs out
     result = build().resume("order-9")
-    journal.close()
+    store.close()
 
     assert result.status is SagaStatus.COMPLETED
     finished = spans.get_finished_spans()
-    resumed = [s for s in finished if s.name == "saga resumed"]
-    assert len(resumed) == 1
+    resumed = [s for s in finished if (s.attributes or {}).get("saga.resumed")]
+    assert [s.name for s in resumed] == ["saga order"]
     assert (resumed[0].attributes or {})["saga.status"] == "completed"
     assert children(resumed[0], finished) == [("saga step ship", "action")]
