@@ -134,6 +134,8 @@ ANY_DEFAULT: Any = object()
 """Marks a documented parameter whose default the contract leaves open."""
 EITHER: Any = object()
 """Marks a parameter the contract shows as required; a default is compatible."""
+ANY_NAME = "*"
+"""Names a positional parameter the contract only shows as a placeholder (``n``)."""
 
 POS = Param.POSITIONAL_OR_KEYWORD
 KW = Param.KEYWORD_ONLY
@@ -306,8 +308,13 @@ def check_signature(
     params = own_parameters(fn)
     leading = [p for p in params if p.kind in (Param.POSITIONAL_ONLY, POS)]
     names = [p.name for p in leading[: len(positional)]]
+    wanted_names = [
+        actual if want.name == ANY_NAME else want.name
+        for actual, want in zip(names, positional, strict=False)
+    ]
 
-    assert names == [p.name for p in positional], f"{fn.__qualname__}: {params}"
+    assert names == wanted_names, f"{fn.__qualname__}: {params}"
+    assert len(names) == len(positional), f"{fn.__qualname__}: {params}"
     for index, (actual, wanted) in enumerate(zip(leading, positional, strict=False)):
         allowed = (
             {POS, Param.POSITIONAL_ONLY}
@@ -330,7 +337,7 @@ def check_signature(
     if var_keyword:
         assert any(p.kind is Param.VAR_KEYWORD for p in params)
 
-    documented = {p.name for p in positional} | {p.name for p in keyword or []}
+    documented = set(names) | {p.name for p in keyword or []}
     for extra in params:
         if extra.name in documented or extra.kind in (
             Param.VAR_POSITIONAL,
@@ -963,9 +970,11 @@ def test_retry_policy_signature() -> None:
         ],
         [P("jitter", KW, Jitter.NONE), P("deadline_seconds", KW, None)],
     )
+    for method in (RetryPolicy.wait_seconds_for_attempt, RetryPolicy.is_exhausted):
+        check_signature(method, [P(ANY_NAME)])
     check_signature(
         RetryPolicy.delay_for_attempt,
-        [P("attempt")],
+        [P(ANY_NAME)],
         [P("rng", KW, None), P("previous", KW, None)],
     )
 
