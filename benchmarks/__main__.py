@@ -146,6 +146,18 @@ def render_report(results: list[Result], repeats: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def _scaling(result: Result) -> str:
+    case = result.case
+    if case.ours not in result.medians:
+        return ""
+    base = result.rate(case.ours)
+    per = case.item_unit or case.unit
+    return ", ".join(
+        f"{name} {result.rate(name):,.0f} {per}s/s (x{result.rate(name) / base:.2f})"
+        for name in result.medians
+    )
+
+
 def _render_notes() -> list[str]:
     if not NOTES.exists():
         return []
@@ -160,6 +172,8 @@ def _render_closing(results: list[Result]) -> list[str]:
     lines.append(f"{len(met)} of {total} targets met in this run.")
     for result in results:
         shown = ", ".join(f"{v.goal}: {v.shown}" for v in result.verdicts())
+        if result.case.scaling:
+            shown = ", ".join(filter(None, [shown, _scaling(result)]))
         if shown:
             lines.append(f"- {result.case.name}: {shown}")
     if missed:

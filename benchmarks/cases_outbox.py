@@ -247,6 +247,7 @@ def _relay(db: Database, count: int) -> Case:
         teardown=teardown,
         warmup=False,
         rounds=5,
+        scaling=True,
     )
 
 

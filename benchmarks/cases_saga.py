@@ -43,6 +43,7 @@ def _memory() -> Case:
         {"bare calls": bare, "ours": in_memory.execute},
         baseline="bare calls",
         number=2_000,
+        scaling=True,
         items=STEPS,
         unit=f"saga of {STEPS} steps",
         item_unit="step",
@@ -78,4 +79,5 @@ def _journal() -> Case:
             " step boundary is a committed journal write."
         ),
         teardown=teardown,
+        scaling=True,
     )

@@ -53,7 +53,8 @@ class Case:
     ``setup`` runs before every call, outside the timer (e.g. to refill a
     queue the call drains); ``teardown`` runs once after the last round.
     ``warmup`` makes one untimed call before each timed sample. ``rounds``
-    caps the rounds of a slow case below the run's ``repeats``.
+    caps the rounds of a slow case below the run's ``repeats``. ``scaling``
+    quotes every contender's throughput against ours in the closing note.
     """
 
     name: str
@@ -70,6 +71,7 @@ class Case:
     teardown: Callable[[], object] | None = None
     warmup: bool = True
     rounds: int | None = None
+    scaling: bool = False
 
 
 @dataclass
