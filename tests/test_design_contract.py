@@ -2311,11 +2311,6 @@ def test_sql_outbox_store_signatures() -> None:
     assert own_parameters(SqlOutboxStore.mark_failed)[1].kind is POS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DESIGN.md names mark_failed's second parameter `id`; the code calls "
-    "it `record_id`, so mark_failed(conn, id=...) does not bind",
-)
 def test_sql_outbox_store_mark_failed_parameter_names() -> None:
     """``mark_failed(conn, id, error, token, ...)`` uses the documented names."""
     check_signature(

@@ -730,7 +730,7 @@ class SqlOutboxStore:
     def mark_failed(
         self,
         conn: Any,
-        record_id: str,
+        id: str,  # noqa: A002 -- the documented parameter name of this call
         error: str,
         token: str,
         *,
@@ -745,6 +745,7 @@ class SqlOutboxStore:
         """
         policy = retry_policy or DEFAULT_RETRY_POLICY
         now = self._now(now)
+        record_id = id
         params = {"id": record_id, "token": token}
         row = _execute(
             conn,
