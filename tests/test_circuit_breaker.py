@@ -223,7 +223,7 @@ def test_stats_snapshot_counts_everything(clock: ManualClock) -> None:
 
     assert stats.name == "crm"
     assert stats.state is CircuitState.OPEN
-    assert (stats.failure_count, stats.success_count) == (2, 0)
+    assert (stats.failure_count, stats.success_count) == (2, 1)
     assert stats.last_failure_time == clock.monotonic()
     assert stats.last_state_change_time == clock.monotonic()
     assert (stats.calls, stats.successes, stats.failures) == (3, 1, 2)
@@ -749,6 +749,41 @@ def test_reset_closes_and_clears_the_streak(clock: ManualClock) -> None:
         2,
     )
     assert [t.reason for t in seen] == ["reset"]
+
+
+def test_reset_clears_the_0_2_0_counters(clock: ManualClock) -> None:
+    """reset() zeroes success_count and clears last_failure_time, as 0.2.0 did."""
+    breaker = CircuitBreaker("crm", 2, clock=clock)
+    breaker.execute(ok)
+    failures(breaker, 2)
+
+    breaker.reset()
+
+    stats = breaker.stats()
+    assert (stats.success_count, stats.last_failure_time) == (0, None)
+    assert (stats.successes, stats.failures) == (1, 2)
+
+
+def test_success_count_keeps_the_probes_after_closing(clock: ManualClock) -> None:
+    """success_count restarts on HALF_OPEN and still counts probes once CLOSED."""
+    breaker = CircuitBreaker("crm", 1, 30.0, 2, clock=clock)
+    breaker.execute(ok)
+    failures(breaker, 1)
+    assert breaker.stats().success_count == 1
+    clock.advance(30.0)
+
+    assert state_of(breaker) is CircuitState.HALF_OPEN
+    assert breaker.stats().success_count == 0
+    breaker.execute(ok)
+    breaker.execute(ok)
+    breaker.execute(ok)
+
+    stats = breaker.stats()
+    assert (stats.state, stats.success_count, stats.successes) == (
+        CircuitState.CLOSED,
+        3,
+        4,
+    )
 
 
 def test_force_open_holds_until_reset(clock: ManualClock) -> None:

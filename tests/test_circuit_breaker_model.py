@@ -112,7 +112,7 @@ class Model:
     probe_successes: int = 0
     window: list[tuple[float, bool, bool]] = field(default_factory=list)
     successes: int = 0
-    successes_since_change: int = 0
+    successes_since_rebase: int = 0
     failures: int = 0
     ignored: int = 0
     slow: int = 0
@@ -132,7 +132,8 @@ class Model:
         self.state = state
         self.changed_at = self.now
         self.probe_successes = 0
-        self.successes_since_change = 0
+        if state is CircuitState.HALF_OPEN:
+            self.successes_since_rebase = 0
         if state is CircuitState.OPEN:
             self.opened_at = self.now
             self.times_opened += 1
@@ -172,7 +173,7 @@ class Model:
         """Add one call to the lifetime totals."""
         if outcome == "success":
             self.successes += 1
-            self.successes_since_change += 1
+            self.successes_since_rebase += 1
         elif outcome == "failure":
             self.failures += 1
             self.last_failure = self.now
@@ -286,10 +287,12 @@ class BreakerMachine(RuleBasedStateMachine):
 
     @rule()
     def reset(self) -> None:
-        """Close the breaker by hand."""
+        """Close the breaker by hand, forgetting the 0.2.0 counters."""
         self.breaker.reset()
         self.model.forced = False
         self.model.move(CircuitState.CLOSED)
+        self.model.successes_since_rebase = 0
+        self.model.last_failure = None
 
     @rule()
     def force_open(self) -> None:
@@ -322,7 +325,7 @@ class BreakerMachine(RuleBasedStateMachine):
 
         assert (stats.failure_count, stats.success_count) == (
             failure_count,
-            model.successes_since_change,
+            model.successes_since_rebase,
         )
         assert (stats.successes, stats.failures, stats.ignored_calls) == (
             model.successes,

@@ -1180,9 +1180,6 @@ def test_reset_closes_and_clears_counters(clock: ManualClock) -> None:
     assert breaker.execute(lambda: 1) == 1
 
 
-@pytest.mark.xfail(
-    strict=True, reason="reset() now keeps last_failure_time (a lifetime figure)"
-)
 def test_reset_forgets_the_last_failure_time(clock: ManualClock) -> None:
     """0.2.0's reset() set last_failure_time back to None."""
     breaker = CircuitBreaker("crm", failure_threshold=1, clock=clock)
@@ -1193,10 +1190,6 @@ def test_reset_forgets_the_last_failure_time(clock: ManualClock) -> None:
     assert breaker.stats().last_failure_time is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="success_count now restarts at every state change, including CLOSED",
-)
 def test_success_count_after_recovery_counts_the_probes(clock: ManualClock) -> None:
     """0.2.0 counted successes from the start of HALF_OPEN, across the close."""
     breaker = CircuitBreaker("crm", failure_threshold=1, clock=clock)

@@ -133,7 +133,9 @@ class CircuitBreakerStats:
     The first six fields are those of 0.2.0. ``failure_count`` is the number
     of failures that currently count toward tripping (the consecutive streak,
     or the failures in the rate window); ``success_count`` counts successes
-    since the last state change. The fields after them are totals over the
+    since the breaker last turned HALF_OPEN or was reset, so after a good
+    probe closes it, it still reads the probes; ``last_failure_time`` is
+    cleared by ``reset()``. The fields after them are totals over the
     breaker's life (``reset()`` keeps them), except ``failure_rate`` and
     ``slow_call_rate``, which describe the rate window in rate mode and the
     whole life otherwise. Times are the breaker clock's ``monotonic()``.
@@ -463,12 +465,15 @@ class CircuitBreaker:
     def reset(self) -> None:
         """Close the breaker and forget the current streak, window and probes.
 
-        Lifetime totals in ``stats()`` are kept.
+        ``success_count`` restarts at 0 and ``last_failure_time`` is cleared,
+        as in 0.2.0; lifetime totals in ``stats()`` are kept.
         """
         with self._lock:
             now = self.clock.monotonic()
             self._forced = False
             self._move(CircuitState.CLOSED, "reset", now)
+            self._success_base = self._read_successes()
+            self._last_failure = None
         self._deliver()
 
     def force_open(self) -> None:
@@ -719,7 +724,8 @@ class CircuitBreaker:
         self._generation += 1
         self._probes = {}
         self._probe_successes = 0
-        self._success_base = self._read_successes()
+        if new_state is CircuitState.HALF_OPEN:
+            self._success_base = self._read_successes()
         self._last_change = now
         self._enter(new_state, now)
         self._lean_generation = (
