@@ -1515,9 +1515,6 @@ def test_empty_batch_publishes_nothing() -> None:
     assert sent == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="process_batch now iterates fetch_pending's result directly"
-)
 def test_fetch_pending_returning_none_is_an_empty_batch() -> None:
     """0.2.0 treated any falsy fetch_pending result, None included, as empty."""
     fetch: Callable[[int], Any] = lambda n: None  # noqa: E731 -- a one-line fake

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -96,10 +97,11 @@ def test_processor_survives_a_broken_mark_failed() -> None:
     assert processor.process_batch() == (0, 2)
 
 
-def test_processor_on_empty_outbox() -> None:
-    """An empty fetch returns (0, 0) without publishing."""
+@pytest.mark.parametrize("empty", [[], (), None])
+def test_processor_on_empty_outbox(empty: Sequence[OutboxRecord] | None) -> None:
+    """An empty fetch, None included as in 0.2.0, returns (0, 0) unpublished."""
     calls: list[object] = []
-    processor = OutboxProcessor(lambda n: [], calls.append, calls.append)
+    processor = OutboxProcessor(lambda n: empty, calls.append, calls.append)
     assert processor.process_batch() == (0, 0)
     assert calls == []
 

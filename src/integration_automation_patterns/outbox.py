@@ -193,13 +193,14 @@ class OutboxProcessor:
     per-aggregate order and retries.
 
     Args:
-        fetch_pending: ``(batch_size) -> list[OutboxRecord]``.
+        fetch_pending: ``(batch_size) -> list[OutboxRecord]``; ``None`` or
+            any other empty result means nothing is pending.
         publish: sends ``record.to_event_dict()``; raises on failure.
         mark_published: ``(record_id) -> None``.
         mark_failed: optional ``(record_id, error_message, attempt_count)``.
     """
 
-    fetch_pending: Callable[[int], list[OutboxRecord]]
+    fetch_pending: Callable[[int], Sequence[OutboxRecord] | None]
     publish: Callable[[dict[str, Any]], None]
     mark_published: Callable[[str], None]
     mark_failed: Callable[[str, str, int], None] | None = None
@@ -208,7 +209,7 @@ class OutboxProcessor:
         """Publish one batch of pending records and return (published, failed)."""
         published = failed = 0
 
-        for record in self.fetch_pending(batch_size):
+        for record in self.fetch_pending(batch_size) or ():
             if self._relay(record):
                 published += 1
             else:
