@@ -261,3 +261,24 @@ def test_event_is_frozen_and_kind_is_a_string(clock: ManualClock) -> None:
         events[0].step = "x"  # type: ignore[misc]
     assert events[0].kind == "saga_started"
     assert [e.kind for e in events] == [K.SAGA_STARTED, K.SAGA_COMPLETED]
+
+
+def test_no_event_is_built_without_listeners(
+    clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no listener, no SagaEvent is ever constructed, even on retries."""
+    import integration_automation_patterns.saga as saga_module
+
+    def forbidden(*args: object, **kwargs: object) -> SagaEvent:
+        raise AssertionError("an event was built with no listener")
+
+    monkeypatch.setattr(saga_module, "SagaEvent", forbidden)
+    saga = SagaOrchestrator("quiet", clock=clock)
+    one_retry = RetryPolicy(max_attempts=2, backoff_seconds=1)
+    saga.add_step("a", lambda: 1, fail, compensation_retry=one_retry)
+    saga.add_step("b", fail, retry=one_retry)
+
+    result = saga.execute()
+
+    assert result.status is SagaStatus.FAILED
+    assert clock.sleeps == [1.0, 1.0]
