@@ -72,7 +72,7 @@ def main() -> dict[str, Any]:
         topics["payments"].append(
             KafkaRecord(
                 topic=produced["topic"],
-                key=produced["key"],
+                key=produced["key"].encode(),
                 value=produced["value"],
                 headers=produced["headers"],
             )

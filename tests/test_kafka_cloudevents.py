@@ -101,7 +101,7 @@ def test_binary_mode_headers_follow_the_binding(envelope: KafkaEventEnvelope) ->
     assert headers["ce_id"] == b"evt-1"
     assert headers["ce_time"] == b"2024-05-01T12:30:15.250000Z"
     assert headers["content-type"] == b"application/json"
-    assert record["key"] == b"cust-42"
+    assert record["key"] == "cust-42"
     assert json.loads(record["value"]) == envelope.payload
     assert record["headers"][-1] == ("traceparent", b"00-abc-01")
 
@@ -116,7 +116,7 @@ def test_structured_mode_value_is_the_whole_event(envelope: KafkaEventEnvelope) 
     )
     assert event["specversion"] == "1.0"
     assert event["data"] == envelope.payload
-    assert record["key"] == b"cust-42"
+    assert record["key"] == "cust-42"
 
 
 def test_sdk_reads_our_binary_record(envelope: KafkaEventEnvelope) -> None:

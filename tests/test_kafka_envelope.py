@@ -61,15 +61,67 @@ def test_create_without_headers_gets_empty_dict() -> None:
 
 
 def test_producer_record_shape(envelope: KafkaEventEnvelope) -> None:
-    """to_producer_record returns topic, bytes key, JSON bytes value and pairs."""
+    """to_producer_record returns topic, str key, JSON bytes value and pairs."""
     record = envelope.to_producer_record()
 
     assert record["topic"] == "orders"
-    assert record["key"] == b"cust-42"
+    assert record["key"] == "cust-42"
     body = json.loads(record["value"])
     assert body["payload"] == {"order": 7, "lines": [1, 2]}
-    assert body["created_at"] == "2024-05-01T12:30:00Z"
+    assert body["created_at"] == "2024-05-01T12:30:00+00:00"
     assert {type(v) for _, v in record["headers"]} == {bytes}
+
+
+def test_body_keeps_the_0_2_0_fields(envelope: KafkaEventEnvelope) -> None:
+    """The JSON value still carries 0.2.0's topic and headers object."""
+    body = json.loads(envelope.to_producer_record()["value"])
+
+    assert body["topic"] == "orders"
+    assert body["headers"] == {"trace": "abc"}
+
+
+def test_body_headers_are_text_with_the_last_value_winning() -> None:
+    """Repeated or binary headers go into the body as text; the last one wins."""
+    pairs = [("hop", b"a"), ("bin", b"\xff"), ("hop", b"b")]
+    env = KafkaEventEnvelope("e", "t", "s", {}, "o", "k", headers=pairs)
+
+    body = json.loads(env.to_producer_record()["value"])
+
+    assert body["headers"] == {"hop": "b", "bin": "\ufffd"}
+
+
+@pytest.mark.parametrize(
+    ("created_at", "written"),
+    [
+        (CREATED, "2024-05-01T12:30:00+00:00"),
+        (
+            datetime(2024, 5, 1, 12, 30, 0, 5, tzinfo=timezone.utc),
+            "2024-05-01T12:30:00.000005+00:00",
+        ),
+    ],
+)
+def test_created_at_is_written_as_isoformat(created_at: datetime, written: str) -> None:
+    """created_at is written by isoformat() with +00:00, never Z, as 0.2.0 did."""
+    env = KafkaEventEnvelope("e", "t", "s", {}, "o", "k", created_at=created_at)
+
+    assert json.loads(env.to_producer_record()["value"])["created_at"] == written
+
+
+@pytest.mark.parametrize(
+    "written", ["2024-05-01T12:30:00Z", "2024-05-01T12:30:00+00:00"]
+)
+def test_created_at_is_read_with_z_or_offset(
+    envelope: KafkaEventEnvelope, written: str
+) -> None:
+    """Readers accept created_at ending in Z as well as +00:00."""
+    body = json.loads(envelope.to_producer_record()["value"])
+    body["created_at"] = written
+
+    back = KafkaEventEnvelope.from_consumer_record(
+        "orders", 0, 0, b"k", json.dumps(body).encode()
+    )
+
+    assert back.created_at == CREATED
 
 
 def test_metadata_travels_in_headers_and_body(envelope: KafkaEventEnvelope) -> None:
@@ -148,7 +200,51 @@ def test_0_2_0_positional_consumer_call_without_headers(
     )
 
     assert back.event_id == "evt-1"
-    assert back.header_list == []
+    assert back.headers == {"trace": "abc"}
+
+
+def test_record_headers_win_over_the_body_copy(envelope: KafkaEventEnvelope) -> None:
+    """Given record headers, the body's 0.2.0 headers object is not used."""
+    record = envelope.to_producer_record()
+    headers = [*record["headers"][:-1], ("trace", b"from-kafka")]
+
+    back = KafkaEventEnvelope.from_consumer_record(
+        "orders", 0, 5, record["key"], record["value"], headers=headers
+    )
+
+    assert back.headers == [("trace", b"from-kafka")]
+
+
+@pytest.mark.parametrize("written", [5, ["trace"], {"trace": 1}])
+def test_malformed_body_headers_are_a_decode_error(written: object) -> None:
+    """Without record headers, a body headers field not of strings is poison."""
+    body = json.loads(
+        KafkaEventEnvelope("e", "t", "s", {}, "o", "k").to_producer_record()["value"]
+    )
+    body["headers"] = written
+
+    with pytest.raises(EnvelopeDecodeError, match="'headers'"):
+        KafkaEventEnvelope.from_consumer_record(
+            "o", 0, 0, b"k", json.dumps(body).encode()
+        )
+
+
+def test_str_value_is_read_as_utf8(envelope: KafkaEventEnvelope) -> None:
+    """A str value decodes like its UTF-8 bytes and is kept as bytes."""
+    record = envelope.to_producer_record()
+
+    back = KafkaEventEnvelope.from_consumer_record(
+        "orders", 0, 5, record["key"], record["value"].decode()
+    )
+
+    assert back.event_id == "evt-1"
+    assert back.dead_letter(ValueError("x"))["value"] == record["value"]
+
+
+def test_unencodable_str_value_is_a_decode_error() -> None:
+    """A str value with a lone surrogate raises EnvelopeDecodeError."""
+    with pytest.raises(EnvelopeDecodeError, match="value"):
+        KafkaEventEnvelope.from_consumer_record("o", 0, 0, b"k", "\ud800")
 
 
 def test_null_key_falls_back_to_body_partition_key(
@@ -193,7 +289,7 @@ def test_naive_created_at_is_sent_as_utc() -> None:
 
     body = json.loads(env.to_producer_record()["value"])
 
-    assert body["created_at"] == "2024-01-01T08:00:00Z"
+    assert body["created_at"] == "2024-01-01T08:00:00+00:00"
 
 
 def test_unserialisable_payload_names_the_payload() -> None:

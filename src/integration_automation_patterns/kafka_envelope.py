@@ -62,10 +62,15 @@ HeaderInput: TypeAlias = (
 
 
 class ProducerRecord(TypedDict):
-    """A record ready for any Kafka producer: topic, key, value and headers."""
+    """A record ready for any Kafka producer: topic, key, value and headers.
+
+    ``key`` is the partition key as ``str``, as in 0.2.0; confluent-kafka
+    encodes a ``str`` key as UTF-8 itself, kafka-python needs
+    ``key_serializer=str.encode``.
+    """
 
     topic: str
-    key: bytes
+    key: str
     value: bytes
     headers: list[tuple[str, bytes]]
 
@@ -370,10 +375,12 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
 def _rfc3339(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    text = moment.isoformat()
+    text = _aware(moment).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
@@ -500,7 +507,12 @@ class KafkaEventEnvelope:
         The event id, type, source, schema version and correlation id travel
         both in the JSON body and as headers, so a consumer can route or
         filter without decoding the value; the application headers follow.
+        The body also keeps what 0.2.0 wrote: ``topic``, ``headers`` (an
+        object of text values) and ``created_at`` in ``isoformat()`` form
+        (``+00:00``, which Python 3.10's ``fromisoformat`` reads). The key is
+        the partition key as ``str``.
         """
+        application = self.header_list
         body: dict[str, JSONValue] = {
             "event_id": self.event_id,
             "event_type": self.event_type,
@@ -508,7 +520,9 @@ class KafkaEventEnvelope:
             "schema_version": self.schema_version,
             "correlation_id": self.correlation_id,
             "partition_key": self.partition_key,
-            "created_at": _rfc3339(self.created_at),
+            "topic": self.topic,
+            "created_at": _aware(self.created_at).isoformat(),
+            "headers": _headers_as_text(application),
             "payload": self.payload,
         }
         if self.dead_letter_reason is not None:
@@ -516,10 +530,14 @@ class KafkaEventEnvelope:
 
         return ProducerRecord(
             topic=self.topic,
-            key=_utf8(self.partition_key, "partition_key"),
+            key=self._record_key(),
             value=_dump_json(body, "payload"),
-            headers=self._metadata_headers() + self.header_list,
+            headers=self._metadata_headers() + application,
         )
+
+    def _record_key(self) -> str:
+        _utf8(self.partition_key, "partition_key")
+        return self.partition_key
 
     def _metadata_headers(self) -> list[tuple[str, bytes]]:
         pairs = [
@@ -537,7 +555,7 @@ class KafkaEventEnvelope:
         partition: int | None,
         offset: int | None,
         key: bytes | str | None,
-        value: bytes | None,
+        value: bytes | str | None,
         *,
         headers: HeaderInput | None = None,
     ) -> KafkaEventEnvelope:
@@ -545,8 +563,10 @@ class KafkaEventEnvelope:
 
         The body is authoritative for the event's metadata; headers other
         than the metadata ones become the envelope's ``headers`` (as pairs, in
-        order). The raw record is kept, so :meth:`dead_letter` forwards the
-        original bytes untouched.
+        order). When no record headers are given, the body's ``headers``
+        object (as 0.2.0 wrote it) becomes a ``dict`` of them. A ``str`` value
+        is read as UTF-8 text. The raw record is kept, so :meth:`dead_letter`
+        forwards the original bytes untouched.
 
         Raises:
             EnvelopeDecodeError: the value is null, not JSON, or lacks a
@@ -563,7 +583,7 @@ class KafkaEventEnvelope:
         raw_key = _raw_bytes(key)
         envelope.partition, envelope.offset = partition, offset
         envelope._raw = KafkaRecord(
-            topic=topic, key=raw_key, value=value, headers=list(pairs)
+            topic=topic, key=raw_key, value=_raw_bytes(value), headers=list(pairs)
         )
         return envelope
 
@@ -577,8 +597,12 @@ class KafkaEventEnvelope:
     ) -> KafkaEventEnvelope:
         if value is None:
             raise KafkaEnvelopeError("value is null (a tombstone), not an envelope")
+        if isinstance(value, str):
+            value = _utf8(value, "value")
         if not isinstance(value, (bytes, bytearray, memoryview)):
-            raise KafkaEnvelopeError(f"value must be bytes, got {type(value).__name__}")
+            raise KafkaEnvelopeError(
+                f"value must be bytes or str, got {type(value).__name__}"
+            )
         if key is not None and _raw_bytes(key) is None:
             raise KafkaEnvelopeError(f"key must be bytes, got {type(key).__name__}")
 
@@ -604,7 +628,7 @@ class KafkaEventEnvelope:
             partition_key=partition_key,
             schema_version=_require_str(body, "schema_version", "1.0"),
             created_at=_parse_time(body.get("created_at"), "field 'created_at'"),
-            headers=[pair for pair in headers if pair[0] not in _OWN_HEADERS],
+            headers=_consumed_headers(headers, body),
             dead_letter_reason=reason,
             correlation_id=_require_str(body, "correlation_id", ""),
         )
@@ -658,7 +682,7 @@ class KafkaEventEnvelope:
             produced = self.to_producer_record()
             source = KafkaRecord(
                 topic=produced["topic"],
-                key=produced["key"],
+                key=_utf8(produced["key"], "partition_key"),
                 value=produced["value"],
                 headers=produced["headers"],
             )
@@ -697,7 +721,8 @@ class KafkaEventEnvelope:
 
         Attributes become ``ce_<name>`` headers, ``datacontenttype`` becomes
         the ``content-type`` header, the payload (JSON) is the value, and the
-        key is the ``partitionkey`` attribute (binding §3.1, §3.2).
+        key is the ``partitionkey`` attribute (binding §3.1, §3.2), a ``str``
+        as in :meth:`to_producer_record`.
         """
         headers = [
             (f"{_CE_PREFIX}{name}", _utf8(value, f"attribute {name!r}"))
@@ -707,7 +732,7 @@ class KafkaEventEnvelope:
 
         return ProducerRecord(
             topic=self.topic,
-            key=_utf8(self.partition_key, "partition_key"),
+            key=self._record_key(),
             value=_dump_json(self.payload, "payload"),
             headers=headers + self.header_list,
         )
@@ -716,7 +741,8 @@ class KafkaEventEnvelope:
         """Return the record in the binding's structured mode (JSON event format).
 
         The whole event, attributes and data, is the value; ``content-type``
-        is ``application/cloudevents+json`` (binding §3.3).
+        is ``application/cloudevents+json`` (binding §3.3). The key is the
+        partition key as ``str``, as in :meth:`to_producer_record`.
         """
         event: dict[str, JSONValue] = dict(self._ce_attributes())
         event["datacontenttype"] = _DATA_CONTENT_TYPE
@@ -724,7 +750,7 @@ class KafkaEventEnvelope:
 
         return ProducerRecord(
             topic=self.topic,
-            key=_utf8(self.partition_key, "partition_key"),
+            key=self._record_key(),
             value=_dump_json(event, "payload"),
             headers=[(_CE_CONTENT_TYPE, _CE_JSON.encode("ascii")), *self.header_list],
         )
@@ -792,6 +818,26 @@ class KafkaEventEnvelope:
             offset=offset,
             correlation_id=fields.get("correlation_id", ""),
         )
+
+
+def _headers_as_text(pairs: list[tuple[str, bytes]]) -> JSONObject:
+    """Return headers as 0.2.0 wrote them in the body: name to text, last wins."""
+    return {name: value.decode("utf-8", "replace") for name, value in pairs}
+
+
+def _consumed_headers(
+    headers: list[tuple[str, bytes]], body: Mapping[str, Any]
+) -> dict[str, str] | list[tuple[str, bytes]]:
+    """Return the record's application headers, else the body's 0.2.0 copy."""
+    if headers:
+        return [pair for pair in headers if pair[0] not in _OWN_HEADERS]
+
+    written = body.get("headers", {})
+    if not isinstance(written, dict) or not all(
+        isinstance(value, str) for value in written.values()
+    ):
+        raise KafkaEnvelopeError("field 'headers' must be an object of strings")
+    return dict(written)
 
 
 def _raw_bytes(data: object) -> bytes | None:
