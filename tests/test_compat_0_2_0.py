@@ -1766,9 +1766,6 @@ def test_wrong_signature_raises(header: str, clock: ManualClock) -> None:
     assert SECRET not in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a signature that is not hex now raises WebhookFormatError"
-)
 def test_non_hex_signature_is_a_signature_error(clock: ManualClock) -> None:
     """0.2.0 reported 'sha256=badhex' as WebhookSignatureError."""
     body, _ = signed({"id": "1", "type": "t"})
@@ -1806,9 +1803,6 @@ def test_custom_fields_and_unknown_type(clock: ManualClock) -> None:
     assert handler.parse(untyped, untyped_digest).event_type == "unknown"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a body without an id now gets a digest of the body as id"
-)
 def test_missing_id_gives_an_empty_event_id(clock: ManualClock) -> None:
     """0.2.0 set event_id to '' when the body had no id field."""
     body, digest = signed({"type": "t"})
@@ -1816,9 +1810,6 @@ def test_missing_id_gives_an_empty_event_id(clock: ManualClock) -> None:
     assert WebhookHandler(SECRET, clock=clock).parse(body, digest).event_id == ""
 
 
-@pytest.mark.xfail(
-    strict=True, reason="received_at is now a datetime, not time.time() seconds"
-)
 def test_received_at_is_unix_seconds(clock: ManualClock) -> None:
     """0.2.0 stamped received_at with time.time(), a float."""
     body, digest = signed({"id": "1"})
@@ -1858,9 +1849,6 @@ def test_float_and_numeric_text_timestamps_are_checked(clock: ManualClock) -> No
         handler.parse(stale, stale_digest)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a decimal-string body timestamp is now a WebhookFormatError"
-)
 def test_decimal_text_timestamp_is_accepted(clock: ManualClock) -> None:
     """0.2.0 read the body timestamp with float(), so "1700000000.5" was valid."""
     body, digest = signed({"id": "1", "timestamp": f"{clock.time() + 0.5}"})

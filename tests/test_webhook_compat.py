@@ -119,6 +119,13 @@ def test_body_timestamp_outside_tolerance_is_a_replay(
         handler.parse(body, hexmac(body))
 
 
+def test_null_body_timestamp_skips_the_check(clock: ManualClock) -> None:
+    """A null timestamp field counts as absent, as in 0.2.0."""
+    body = json.dumps({"id": "e", "timestamp": None}).encode()
+
+    assert WebhookHandler(SECRET, clock=clock).parse(body, hexmac(body)).event_id == "e"
+
+
 def test_no_tolerance_skips_the_body_timestamp(clock: ManualClock) -> None:
     """tolerance_seconds=None accepts any body timestamp."""
     handler = WebhookHandler(SECRET, tolerance_seconds=None, clock=clock)
@@ -127,15 +134,51 @@ def test_no_tolerance_skips_the_body_timestamp(clock: ManualClock) -> None:
     assert handler.parse(body, hexmac(body)).event_id == "e"
 
 
-def test_missing_type_is_unknown_and_missing_id_is_derived(clock: ManualClock) -> None:
-    """Without type the event type is "unknown"; without id, a body digest."""
+def test_missing_type_is_unknown_and_missing_id_is_empty(clock: ManualClock) -> None:
+    """Without type the event type is "unknown"; without id, "" as in 0.2.0."""
     handler = WebhookHandler(SECRET, clock=clock)
     body = b'{"x": 1}'
 
     event = handler.parse(body, hexmac(body))
 
     assert event.event_type == "unknown"
-    assert event.event_id == "sha256:" + hashlib.sha256(body).hexdigest()
+    assert event.event_id == ""
+
+
+def test_replay_guard_keys_id_less_bodies_by_digest(clock: ManualClock) -> None:
+    """Bodies without an id are told apart by content; a repeat is a replay."""
+    handler = WebhookHandler(
+        SECRET, clock=clock, replay_guard=MemoryReplayGuard(clock=clock)
+    )
+    first, second = b'{"x": 1}', b'{"x": 2}'
+
+    handler.parse(first, hexmac(first))
+    handler.parse(second, hexmac(second))
+    with pytest.raises(WebhookReplayError):
+        handler.parse(first, hexmac(first))
+
+
+def test_received_at_is_the_clock_time_in_seconds(clock: ManualClock) -> None:
+    """received_at is the clock's time() as a float, the 0.2.0 type."""
+    body = body_at(clock)
+
+    received_at = (
+        WebhookHandler(SECRET, clock=clock).parse(body, hexmac(body)).received_at
+    )
+
+    assert (type(received_at), received_at) == (float, clock.time())
+
+
+@pytest.mark.parametrize("offset", [0.5, -299.25])
+def test_decimal_text_body_timestamp_is_read(offset: float, clock: ManualClock) -> None:
+    """A body timestamp given as decimal text is read with float(), as in 0.2.0."""
+    handler = WebhookHandler(SECRET, clock=clock)
+    fresh = body_at(clock, timestamp=f"{clock.time() + offset}")
+    stale = body_at(clock, timestamp=f"{clock.time() - 300.5}")
+
+    assert handler.parse(fresh, hexmac(fresh)).event_id == "evt_9"
+    with pytest.raises(WebhookReplayError):
+        handler.parse(stale, hexmac(stale))
 
 
 def test_custom_fields_are_read(clock: ManualClock) -> None:
@@ -148,23 +191,37 @@ def test_custom_fields_are_read(clock: ManualClock) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "header"),
+    "body",
     [
-        (b"[1, 2]", None),
-        (b"not json", None),
-        (b'{"timestamp": "soon"}', None),
-        (b"{}", ""),
-        (b"{}", "sha256=zz"),
+        b"[1, 2]",
+        b"not json",
+        b'{"timestamp": "soon"}',
+        b'{"timestamp": "NaN"}',
+        b'{"timestamp": Infinity}',
+        b'{"timestamp": "1e999"}',
+        b'{"timestamp": 1' + b"0" * 400 + b"}",
+        b'{"timestamp": true}',
     ],
 )
-def test_bad_input_raises_format_errors(
-    body: bytes, header: str | None, clock: ManualClock
-) -> None:
-    """Non-object bodies, bad timestamps, empty and non-hex headers are malformed."""
+def test_bad_body_raises_format_errors(body: bytes, clock: ManualClock) -> None:
+    """Non-object bodies and timestamps that are not finite seconds are malformed."""
     handler = WebhookHandler(SECRET, clock=clock)
 
     with pytest.raises(WebhookFormatError):
-        handler.parse(body, hexmac(body) if header is None else header)
+        handler.parse(body, hexmac(body))
+
+
+@pytest.mark.parametrize(
+    "header", ["", "sha256=zz", "sha256=badhex", "abc", "é", "t=1,v1=zz", "t=x,v1=00"]
+)
+def test_unreadable_signature_header_is_a_signature_error(
+    header: str, clock: ManualClock
+) -> None:
+    """As in 0.2.0, a header that is empty or not hex is a WebhookSignatureError."""
+    with pytest.raises(WebhookSignatureError) as caught:
+        WebhookHandler(SECRET, clock=clock).parse(b"{}", header)
+
+    assert not isinstance(caught.value, WebhookFormatError)
 
 
 def test_replay_guard_refuses_a_second_delivery(clock: ManualClock) -> None:

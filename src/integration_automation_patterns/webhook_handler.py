@@ -106,12 +106,16 @@ class ReplayGuard(Protocol):
 
 @dataclass(frozen=True)
 class WebhookEvent:
-    """A verified delivery: its id, type, decoded payload and the raw body."""
+    """A verified delivery: its id, type, decoded payload and the raw body.
+
+    ``received_at`` is when it was parsed, in Unix seconds (the clock's
+    ``time()``), as in 0.2.0.
+    """
 
     event_id: str
     event_type: str
     payload: JSONValue
-    received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    received_at: float = field(default_factory=time.time)
     raw: bytes = b""
 
 
@@ -521,7 +525,7 @@ class _Verifier:
             event_id,
             self._event_type(headers, payload),
             payload,
-            _utc(self._clock.time()),
+            self._clock.time(),
             body,
         )
         logger.debug(
@@ -1892,12 +1896,15 @@ class WebhookHandler:
     """The 0.2.0 handler: one HMAC-SHA256 signature header, fields in the body.
 
     Accepts ``sha256=<hex>``, ``v1=<hex>``, bare hex, and Stripe's
-    ``t=<ts>,v1=<hex>`` (which signs ``"<t>.<body>"``). The event's id and
-    type come from the JSON body's ``id_field`` and ``type_field`` (type
-    ``"unknown"`` when absent; a digest of the body when the id is absent).
+    ``t=<ts>,v1=<hex>`` (which signs ``"<t>.<body>"``). As in 0.2.0, a
+    signature header that cannot be read (empty, not hex) raises
+    ``WebhookSignatureError``, where the per-provider verifiers raise
+    ``WebhookFormatError``. The event's id and type come from the JSON body's
+    ``id_field`` and ``type_field`` (type ``"unknown"`` and id ``""`` when
+    absent; a replay guard then keys the delivery by a digest of the body).
     When ``tolerance_seconds`` is set, a Stripe header timestamp or a body
-    ``timestamp_field`` (Unix seconds) further than that from now raises
-    ``WebhookReplayError``.
+    ``timestamp_field`` (Unix seconds, as a number or decimal text) further
+    than that from now raises ``WebhookReplayError``.
 
     New code should prefer the per-provider verifiers.
     """
@@ -1928,19 +1935,17 @@ class WebhookHandler:
         """Verify ``signature_header`` over ``payload`` and decode the event."""
         body = _raw_body(payload, self._max_body_bytes)
         value = _header_text(signature_header, "signature").strip()
-        if not value:
-            raise WebhookFormatError("missing signature header")
         self._verify(body, value)
 
         data = _decode_json(body)
         if not isinstance(data, dict):
             raise WebhookFormatError("body must be a JSON object")
         self._check_body_timestamp(data)
-        event_id = _text_field(data, self.id_field) or _body_digest(body)
-        self._check_replay(event_id)
+        event_id = _text_field(data, self.id_field) or ""
+        self._check_replay(event_id or _body_digest(body))
 
         event_type = _text_field(data, self.type_field) or "unknown"
-        return WebhookEvent(event_id, event_type, data, _utc(self._clock.time()), body)
+        return WebhookEvent(event_id, event_type, data, self._clock.time(), body)
 
     def __repr__(self) -> str:
         return (
@@ -1949,18 +1954,14 @@ class WebhookHandler:
         )
 
     def _verify(self, body: bytes, value: str) -> None:
-        if value.startswith("t=") or ",t=" in value:
-            timestamp, provided = _stripe_parts(value, "signature")
-            content = b"%b.%b" % (timestamp.encode("ascii"), body)
-            self._match(content, provided)
-            self._check_time(int(timestamp), "signature timestamp")
-            return
+        try:
+            content, provided, timestamp = _legacy_signed_parts(body, value)
+        except WebhookFormatError as exc:
+            raise WebhookSignatureError(str(exc)) from exc
 
-        for prefix in ("sha256=", "v1="):
-            if value.startswith(prefix):
-                value = value[len(prefix) :]
-                break
-        self._match(body, [_fromhex(value, "signature")])
+        self._match(content, provided)
+        if timestamp is not None:
+            self._check_time(timestamp, "signature timestamp")
 
     def _match(self, content: bytes, provided: list[bytes]) -> None:
         found = False
@@ -1972,16 +1973,10 @@ class WebhookHandler:
             raise WebhookSignatureError("signature does not match the payload")
 
     def _check_body_timestamp(self, data: dict[str, JSONValue]) -> None:
-        if self.tolerance_seconds is None or self.timestamp_field not in data:
+        if self.tolerance_seconds is None or data.get(self.timestamp_field) is None:
             return
-        value = data[self.timestamp_field]
-        if isinstance(value, str) and value.isascii() and value.isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise WebhookFormatError(
-                f"field {self.timestamp_field!r} must be Unix seconds"
-            )
-        self._check_time(float(value), f"field {self.timestamp_field!r}")
+        where = f"field {self.timestamp_field!r}"
+        self._check_time(_body_seconds(data[self.timestamp_field], where), where)
 
     def _check_time(self, timestamp: float, where: str) -> None:
         if self.tolerance_seconds is None:
@@ -1998,3 +1993,34 @@ class WebhookHandler:
         guard = self._replay_guard
         if guard is not None and guard.seen(f"webhook:{event_id}"):
             raise WebhookReplayError(f"delivery {event_id!r} was already received")
+
+
+def _legacy_signed_parts(
+    body: bytes, value: str
+) -> tuple[bytes, list[bytes], int | None]:
+    """Return the signed content, the signatures and the Stripe timestamp."""
+    if not value:
+        raise WebhookFormatError("missing signature header")
+    if value.startswith("t=") or ",t=" in value:
+        timestamp, provided = _stripe_parts(value, "signature")
+        content = b"%b.%b" % (timestamp.encode("ascii"), body)
+        return content, provided, int(timestamp)
+
+    for prefix in ("sha256=", "v1="):
+        if value.startswith(prefix):
+            value = value[len(prefix) :]
+            break
+    return body, [_fromhex(value, "signature")], None
+
+
+def _body_seconds(value: JSONValue, where: str) -> float:
+    """Read a body timestamp as 0.2.0 did, with ``float()``, refusing non-finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise WebhookFormatError(f"{where} must be Unix seconds")
+    try:
+        seconds = float(value)
+    except (ValueError, OverflowError) as exc:
+        raise WebhookFormatError(f"{where} must be Unix seconds") from exc
+    if not math.isfinite(seconds):
+        raise WebhookFormatError(f"{where} must be finite Unix seconds")
+    return seconds
