@@ -2657,11 +2657,6 @@ def test_from_consumer_record_reads_a_0_2_0_producer_value() -> None:
     assert env.created_at == datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="0.2.0 from_consumer_record accepted a str value (`value: bytes | str`); "
-    "the code now raises EnvelopeDecodeError('value must be bytes, got str')",
-)
 def test_from_consumer_record_accepts_a_str_value_as_in_0_2_0() -> None:
     """A JSON text value, accepted by 0.2.0, still decodes."""
     value = KafkaEventEnvelope.create(
