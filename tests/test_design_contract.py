@@ -2668,7 +2668,7 @@ def test_from_consumer_record_accepts_a_str_value_as_in_0_2_0() -> None:
         0,
         1,
         "k",
-        value.decode(),  # type: ignore[arg-type]
+        value.decode(),
     )
 
     assert env.payload == {"a": 1}
