@@ -268,6 +268,18 @@ def _matches_text(expected: Iterable[str], provided: str) -> bool:
     return found
 
 
+def _same_hex(expected: str, provided: str, name: str) -> bool:
+    """Compare a lower-case hex digest with a provided one in constant time.
+
+    The usual lower-case signature is compared as text, without decoding it;
+    anything else (upper case, stray characters) is decoded as ``_fromhex``
+    would and compared as bytes, so both spellings behave as before.
+    """
+    if provided.isascii() and hmac.compare_digest(expected, provided):
+        return True
+    return hmac.compare_digest(bytes.fromhex(expected), _fromhex(provided, name))
+
+
 def _fromhex(value: str, name: str) -> bytes:
     try:
         return bytes.fromhex(value)
@@ -472,6 +484,8 @@ class _Verifier:
             self._key_from(s) for s in _secrets(secret)
         )
         self._macs = tuple(_HmacKey(key) for key in self._keys)
+        # With one secret (nearly every endpoint) verify skips the rotation loop.
+        self._mac = self._macs[0] if len(self._macs) == 1 else None
         self._clock = clock
         self._replay_guard = replay_guard
         self._max_body_bytes = max_body_bytes
@@ -630,9 +644,21 @@ class GitHubVerifier(_Verifier):
         value = _fast_header(headers, self._HEADER, self._LOWER)
         if value[:7] != "sha256=":
             raise WebhookFormatError(f"header {self._HEADER} must start with sha256=")
-        provided = _fromhex(value[7:], self._HEADER)
+        signature = value[7:]
 
-        if not _any_match(self._macs, b"", body, [provided]):
+        mac = self._mac
+        if mac is None:
+            if not _any_match(
+                self._macs, b"", body, [_fromhex(signature, self._HEADER)]
+            ):
+                raise _signature_error(self._HEADER)
+            return
+        inner = mac.inner.copy()
+        inner.update(body)
+        outer = mac.outer.copy()
+        outer.update(inner.digest())
+        expected = outer.hexdigest()
+        if not _same_hex(expected, signature, self._HEADER):
             raise _signature_error(self._HEADER)
 
     def sign(
