@@ -387,6 +387,45 @@ def test_stripe_without_timestamp_is_malformed(clock: ManualClock) -> None:
             verifier.verify(JSON_BODY, {"Stripe-Signature": header})
 
 
+def test_hex_signatures_in_upper_case_still_verify(clock: ManualClock) -> None:
+    """GitHub and Stripe accept an upper-case hex signature like a lower-case one."""
+    github = GitHubVerifier("s", clock=clock)
+    stripe = StripeVerifier("whsec_x", clock=clock)
+    github_header = github.sign(JSON_BODY)["X-Hub-Signature-256"]
+    t, v1 = stripe.sign(JSON_BODY)["Stripe-Signature"].split(",")
+
+    github.verify(
+        JSON_BODY, {"X-Hub-Signature-256": "sha256=" + github_header[7:].upper()}
+    )
+    stripe.verify(JSON_BODY, {"Stripe-Signature": f"{t},v1={v1[3:].upper()}"})
+
+
+@pytest.mark.parametrize("signature", ["zz" * 32, "é" * 64, "00"])
+def test_hex_signature_errors_name_the_header(
+    signature: str, clock: ManualClock
+) -> None:
+    """A non-hex signature is malformed and a short one simply does not match."""
+    github = GitHubVerifier("s", clock=clock)
+    stripe = StripeVerifier("whsec_x", clock=clock)
+    t = int(clock.time())
+    error = WebhookSignatureError if signature == "00" else WebhookFormatError
+
+    with pytest.raises(error, match="X-Hub-Signature-256"):
+        github.verify(JSON_BODY, {"X-Hub-Signature-256": f"sha256={signature}"})
+    with pytest.raises(error, match="Stripe-Signature"):
+        stripe.verify(JSON_BODY, {"Stripe-Signature": f"t={t},v1={signature}"})
+
+
+def test_stripe_timestamp_in_non_ascii_digits_is_malformed(clock: ManualClock) -> None:
+    """A Stripe timestamp written in non-ASCII decimal digits is malformed."""
+    verifier = StripeVerifier("whsec_x", clock=clock)
+    t = "".join(chr(0x0660 + int(d)) for d in str(int(clock.time())))
+    digest = hmac.new(b"whsec_x", f"{t}.".encode() + JSON_BODY, "sha256").hexdigest()
+
+    with pytest.raises(WebhookFormatError, match="Stripe-Signature"):
+        verifier.verify(JSON_BODY, {"Stripe-Signature": f"t={t},v1={digest}"})
+
+
 def test_standard_webhooks_reads_svix_headers(clock: ManualClock) -> None:
     """Svix's svix-* header names verify and give the delivery id."""
     verifier = StandardWebhooksVerifier(std_secret("a"), clock=clock)
