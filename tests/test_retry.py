@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from integration_automation_patterns import _types
-from integration_automation_patterns._types import ManualClock
+from integration_automation_patterns._types import ConfigurationError, ManualClock
 from integration_automation_patterns.retry import (
     Jitter,
     RetryBudget,
@@ -111,12 +111,12 @@ def test_on_accepts_a_predicate(clock: ManualClock) -> None:
 
 
 def test_on_rejects_nonsense() -> None:
-    """``on`` must be exception types or a callable."""
-    with pytest.raises(TypeError):
+    """``on`` must be exception types or a callable; the error names ``on``."""
+    with pytest.raises(ConfigurationError, match="on must"):
         retry(on=(ValueError, int))  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigurationError, match="on must"):
         retry(on=int)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigurationError, match="on must"):
         retry(on=5)  # type: ignore[arg-type]
 
 

@@ -128,6 +128,7 @@ def test_root_all_is_sorted_and_matches_the_modules() -> None:
     expected |= {
         "SYSTEM_CLOCK",
         "Clock",
+        "ConfigurationError",
         "IntegrationError",
         "JSONObject",
         "JSONScalar",

@@ -7,6 +7,7 @@ and ``_types``; this package root re-exports their public names.
 from ._types import (
     SYSTEM_CLOCK,
     Clock,
+    ConfigurationError,
     IntegrationError,
     Jitter,
     JSONObject,
@@ -165,6 +166,7 @@ __all__ = [
     "CircuitTransition",
     "ClaimedBatch",
     "Clock",
+    "ConfigurationError",
     "DeadLetterContext",
     "DebeziumTransaction",
     "DeliveryStatus",

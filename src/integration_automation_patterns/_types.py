@@ -28,10 +28,11 @@ class IntegrationError(Exception):
     ``except ValueError`` clauses keep working. The whole tree::
 
         IntegrationError
+        ├── ConfigurationError (ValueError)             _types, every module
+        │   └── CircuitBreakerConfigError               circuit_breaker
         ├── EnvelopeError (ValueError)                  event_envelope
         │   └── InvalidTransitionError                  event_envelope
         ├── CircuitOpenError (RuntimeError)             circuit_breaker
-        ├── CircuitBreakerConfigError (ValueError)      circuit_breaker
         ├── SagaError                                   saga
         │   ├── SagaNotFoundError (LookupError)         saga
         │   ├── SagaDefinitionError (ValueError)        saga
@@ -52,6 +53,10 @@ class IntegrationError(Exception):
     """
 
 
+class ConfigurationError(IntegrationError, ValueError):
+    """A pattern was set up with a value that makes no sense (zero attempts)."""
+
+
 JSONScalar: TypeAlias = "str | int | float | bool | None"
 JSONValue: TypeAlias = "JSONScalar | list[JSONValue] | dict[str, JSONValue]"
 JSONObject: TypeAlias = "dict[str, JSONValue]"
@@ -62,19 +67,15 @@ class Clock(Protocol):
 
     def monotonic(self) -> float:
         """Return seconds from an arbitrary origin that never go backwards."""
-        ...
 
     def time(self) -> float:
         """Return the wall-clock time as Unix seconds."""
-        ...
 
     def sleep(self, seconds: float) -> None:
         """Block the calling thread for ``seconds``."""
-        ...
 
     async def asleep(self, seconds: float) -> None:
         """Suspend the calling task for ``seconds``."""
-        ...
 
 
 class SystemClock:
@@ -118,7 +119,7 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds`` (never backwards)."""
         if seconds < 0:
-            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+            raise ConfigurationError(f"seconds must be >= 0, got {seconds!r}")
         with self._lock:
             self._now += seconds
 
@@ -219,7 +220,8 @@ class RetryPolicy:
         for name, ok, rule in checks:
             if not ok:
                 value = getattr(self, name)
-                raise ValueError(f"RetryPolicy.{name} must be {rule}, got {value!r}")
+                msg = f"RetryPolicy.{name} must be {rule}, got {value!r}"
+                raise ConfigurationError(msg)
 
     def wait_seconds_for_attempt(self, attempt_number: int) -> int:
         """Return the un-jittered wait before retry ``attempt_number``, in seconds."""
@@ -260,7 +262,8 @@ class RetryPolicy:
 
     def _ceiling(self, attempt_number: int) -> float:
         if attempt_number < 0:
-            raise ValueError(f"attempt_number must be >= 0, got {attempt_number!r}")
+            msg = f"attempt_number must be >= 0, got {attempt_number!r}"
+            raise ConfigurationError(msg)
         base, cap = float(self.backoff_seconds), float(self.max_backoff_seconds)
 
         if not self.exponential:

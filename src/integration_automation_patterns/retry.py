@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeAlias, TypeVar, cast, overload
 
-from ._types import SYSTEM_CLOCK, Clock, Jitter, RetryPolicy
+from ._types import SYSTEM_CLOCK, Clock, ConfigurationError, Jitter, RetryPolicy
 
 __all__ = [
     "Jitter",
@@ -158,7 +158,8 @@ def _check_budget_args(ratio: float, floor: float, max_tokens: float) -> None:
         ("max_tokens", max_tokens),
     ):
         if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"RetryBudget.{name} must be a finite number >= 0")
+            msg = f"RetryBudget.{name} must be a finite number >= 0"
+            raise ConfigurationError(msg)
 
 
 class _Retrier:
@@ -329,14 +330,15 @@ def _catch_spec(
         if not all(
             isinstance(t, type) and issubclass(t, BaseException) for t in members
         ):
-            raise TypeError(f"on must hold exception types, got {on!r}")
+            raise ConfigurationError(f"on must hold exception types, got {on!r}")
         return on, None
     if isinstance(on, type):
         if not issubclass(on, BaseException):
-            raise TypeError(f"on must be an exception type, got {on!r}")
+            raise ConfigurationError(f"on must be an exception type, got {on!r}")
         return (on,), None
     if not callable(on):
-        raise TypeError(f"on must be exception types or a predicate, got {on!r}")
+        msg = f"on must be exception types or a predicate, got {on!r}"
+        raise ConfigurationError(msg)
     return _RETRY_ALL, on
 
 
