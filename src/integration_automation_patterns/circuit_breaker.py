@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, overload
 
-from ._types import SYSTEM_CLOCK, Clock, IntegrationError
+from ._types import SYSTEM_CLOCK, Clock, ConfigurationError, IntegrationError
 
 __all__ = [
     "CircuitBreaker",
@@ -103,7 +103,7 @@ def _rebuild_open_error(
     return CircuitOpenError(name, retry_after, state=state)
 
 
-class CircuitBreakerConfigError(IntegrationError, ValueError):
+class CircuitBreakerConfigError(ConfigurationError):
     """A breaker option is out of range or of the wrong kind."""
 
 
