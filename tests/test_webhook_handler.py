@@ -426,6 +426,28 @@ def test_stripe_timestamp_in_non_ascii_digits_is_malformed(clock: ManualClock) -
         verifier.verify(JSON_BODY, {"Stripe-Signature": f"t={t},v1={digest}"})
 
 
+@pytest.mark.parametrize(
+    ("signature", "error"),
+    [
+        ("v1," + "A" * 43 + "=", WebhookSignatureError),
+        ("v1," + "é" * 44, WebhookFormatError),
+        ("v1," + "*" * 44, WebhookFormatError),
+        ("v2," + "A" * 43 + "=", WebhookFormatError),
+        ("v1", WebhookFormatError),
+    ],
+    ids=["wrong", "non-ascii", "non-base64", "no-v1", "no-comma"],
+)
+def test_standard_webhooks_single_entry_errors(
+    signature: str, error: type[WebhookError], clock: ManualClock
+) -> None:
+    """One bad signature entry is a mismatch if base64, else malformed."""
+    verifier = StandardWebhooksVerifier(std_secret("a"), clock=clock)
+    headers = verifier.sign(JSON_BODY, msg_id="msg_1")
+
+    with pytest.raises(error, match="webhook-signature"):
+        verifier.verify(JSON_BODY, {**headers, "webhook-signature": signature})
+
+
 def test_standard_webhooks_reads_svix_headers(clock: ManualClock) -> None:
     """Svix's svix-* header names verify and give the delivery id."""
     verifier = StandardWebhooksVerifier(std_secret("a"), clock=clock)
