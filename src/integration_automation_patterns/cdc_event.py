@@ -751,7 +751,7 @@ _LSN_FIELD = {
 
 def _parse_debezium(value: Raw, key: Raw, placeholder: str, clock: Clock) -> CDCEvent:
     message, path = _unwrap(_load_object(value, "value"), "")
-    key_row = _debezium_key(key)
+    key_row = None if key is None else _debezium_key(key)
     if message is None:
         return _tombstone(key_row, clock)
 
@@ -839,25 +839,19 @@ def _infer_engine(src: Mapping[str, Any]) -> str:
 
 
 _TEXT = frozenset({str, type(None)})
-_POSITION_TYPES = frozenset({int, str})
 
 
 def _debezium_source(message: Mapping[str, Any], path: str) -> CDCSourceMetadata:
     src = message.get("source")
-    spath = path + "source"
-    if src is None:
-        src = {}
-    elif src.__class__ is not dict:
-        raise _fail(spath, f"expected an object, got {_short(src)}")
+    if src.__class__ is not dict:
+        src = _no_source(src, path)
 
     get = src.get
-    engine, db, schema, table, name = (
-        get("connector"),
-        get("db"),
-        get("schema"),
-        get("table"),
-        get("name"),
-    )
+    engine = get("connector")
+    db = get("db")
+    schema = get("schema")
+    table = get("table")
+    name = get("name")
     if table is None:
         table = get("collection")
     if not (
@@ -867,30 +861,44 @@ def _debezium_source(message: Mapping[str, Any], path: str) -> CDCSourceMetadata
         and table.__class__ in _TEXT
         and name.__class__ in _TEXT
     ):
-        _raise_bad_text(src, spath)
+        _raise_bad_text(src, path + "source")
     engine = engine or _infer_engine(src)
-    fields = _position_fields(
-        src, _POSITION_FIELDS.get(engine, _GENERIC_POSITION), spath
-    )
-    server_id = get("server_id")
+
+    fields = _position_fields(src, engine, path)
     lsn = get(_LSN_FIELD.get(engine, "lsn"))
     snapshot = get("snapshot")
     if snapshot.__class__ is not str:
-        snapshot = _snapshot(snapshot, spath)
+        snapshot = _snapshot(snapshot, path + "source")
+    server_id = get("server_id")
+    if server_id is not None:
+        server_id = _scalar_text(server_id, path + "source.server_id")
+    ts_ns = get("ts_ns")
+    if ts_ns.__class__ is not int:
+        ts_ns = _finest_ts(src, path + "source")
 
-    return CDCSourceMetadata(
-        db or "",
-        schema or "",
-        table or "",
-        "debezium",
-        None if lsn is None else str(lsn),
-        None if server_id is None else _scalar_text(server_id, spath + ".server_id"),
-        name,
-        snapshot,
-        _finest_ts(src, spath),
-        CDCPosition(engine, fields) if fields else None,
-        engine,
-    )
+    # Filling __dict__ in one step skips the 11-argument dataclass __init__,
+    # a fifth of this function's cost; the instance is the same.
+    source = _NEW_EVENT(CDCSourceMetadata)
+    source.__dict__ = {
+        "database": db or "",
+        "schema": schema or "",
+        "table": table or "",
+        "connector": "debezium",
+        "lsn": None if lsn is None else str(lsn),
+        "server_id": server_id,
+        "name": name,
+        "snapshot": snapshot,
+        "ts_ns": ts_ns,
+        "position": CDCPosition(engine, fields) if fields else None,
+        "engine": engine,
+    }
+    return source
+
+
+def _no_source(src: object, path: str) -> dict[str, Any]:
+    if src is None:
+        return {}
+    raise _fail(path + "source", f"expected an object, got {_short(src)}")
 
 
 def _raise_bad_text(src: Mapping[str, Any], path: str) -> None:
@@ -905,15 +913,21 @@ def _scalar_text(value: object, path: str) -> str:
 
 
 def _position_fields(
-    src: Mapping[str, Any], names: tuple[str, ...], path: str
+    src: Mapping[str, Any], engine: str, path: str
 ) -> tuple[tuple[str, PositionValue], ...]:
-    fields = tuple([(name, src[name]) for name in names if src.get(name) is not None])
-    for name, value in fields:
-        if value.__class__ not in _POSITION_TYPES:
+    get = src.get
+    fields = []
+    for name in _POSITION_FIELDS.get(engine, _GENERIC_POSITION):
+        value = get(name)
+        if value is None:
+            continue
+        if value.__class__ is not int and value.__class__ is not str:
             raise _fail(
-                f"{path}.{name}", f"expected a number or string, got {_short(value)}"
+                f"{path}source.{name}",
+                f"expected a number or string, got {_short(value)}",
             )
-    return fields
+        fields.append((name, value))
+    return tuple(fields)
 
 
 def _snapshot(value: object, path: str) -> str | None:
@@ -930,16 +944,6 @@ def _snapshot(value: object, path: str) -> str | None:
 
 def _finest_ts(obj: Mapping[str, Any], path: str) -> int | None:
     """Return the finest of ts_ns/ts_us/ts_ms given, in nanoseconds."""
-    ns = obj.get("ts_ns")
-    if ns.__class__ is int:
-        return ns
-    us = obj.get("ts_us")
-    if ns is None and us.__class__ is int:
-        return us * 1000
-    return _finest_ts_slow(obj, path)
-
-
-def _finest_ts_slow(obj: Mapping[str, Any], path: str) -> int | None:
     ns = _opt_int(obj, "ts_ns", path)
     if ns is not None:
         return ns
@@ -973,12 +977,9 @@ def _debezium_event(
     if tx is not None:
         tx_id, total, collection_order = _transaction_block(tx, path + "transaction")
 
-    ts_ns = source.ts_ns
-    if ts_ns is None:
-        ts_ms = _opt_int(message, "ts_ms", path.rstrip(".") or "value")
-        ts_ns = None if ts_ms is None else ts_ms * 1_000_000
-    event = _NEW_EVENT(CDCEvent)
-    event.__dict__ = {
+    # The instance dict is filled in one step, with recipes for the _Lazy
+    # fields, instead of through the 14-argument dataclass __init__.
+    values = {
         "operation": operation,
         "source": source,
         "before": before,
@@ -988,26 +989,41 @@ def _debezium_event(
         "key": key,
         "total_order": total,
         "data_collection_order": collection_order,
-        "unavailable_fields": _NOTHING,
         "message": None,
         "updated_fields": None,
         "removed_fields": (),
     }
+    ts_ns = source.ts_ns
     if ts_ns is None:
-        event.captured_at = _now(clock)
+        _captured_at(values, message, path, clock)
     else:
-        event.__dict__["_lazy_captured_at"] = (_ns_datetime, ts_ns)
+        values["_lazy_captured_at"] = (_ns_datetime, ts_ns)
     if operation is CDCOperation.UPDATE:
-        del event.__dict__["unavailable_fields"]
-        event.__dict__["_lazy_unavailable_fields"] = (
+        values["_lazy_unavailable_fields"] = (
             _unavailable_of,
             (before, after, placeholder),
         )
+    else:
+        values["unavailable_fields"] = _NOTHING
+    event = _NEW_EVENT(CDCEvent)
+    event.__dict__ = values
+
     if operation is CDCOperation.MESSAGE:
         event.message = _debezium_message(message.get("message"), path + "message")
     if mongo:
         _mongo_details(event, message, path)
     return event
+
+
+def _captured_at(
+    values: dict[str, Any], message: Mapping[str, Any], path: str, clock: Clock
+) -> None:
+    """Time an event by the envelope's ``ts_ms``, else by the clock."""
+    ts_ms = _opt_int(message, "ts_ms", path.rstrip(".") or "value")
+    if ts_ms is None:
+        values["captured_at"] = _now(clock)
+    else:
+        values["_lazy_captured_at"] = (_ns_datetime, ts_ms * 1_000_000)
 
 
 def _debezium_id(
