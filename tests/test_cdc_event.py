@@ -341,3 +341,77 @@ def test_wal2json_v2_markers_are_skipped_and_lsn_gives_the_id() -> None:
     assert event.transaction_id == "5"
     assert event.source.lsn == "0/16B2D40"
     assert CDCEvent.from_wal2json(lines)[0].event_id == event.event_id
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: text.encode(),
+        lambda text: f" \n{text}\r\n\t ".encode(),
+        lambda text: text.encode("utf-8-sig"),
+        lambda text: text.encode("utf-16-le"),
+        lambda text: text.encode("utf-16-be"),
+        lambda text: text.encode("utf-32-le"),
+        lambda text: text.encode("utf-16"),
+        lambda text: bytearray(text.encode()),
+        lambda text: text,
+        lambda text: f"{text}\n",
+    ],
+    ids=[
+        "utf-8",
+        "whitespace",
+        "utf-8-bom",
+        "utf-16-le",
+        "utf-16-be",
+        "utf-32-le",
+        "utf-16-bom",
+        "bytearray",
+        "str",
+        "str-newline",
+    ],
+)
+def test_debezium_json_in_every_form_json_loads_reads_parses_alike(
+    encode: Any,
+) -> None:
+    """Every encoding and spacing json.loads accepts gives the same event."""
+    message = payload(after={"id": 1, "name": "Zoë ✓"})
+
+    parsed = CDCEvent.from_debezium(encode(json.dumps(message, ensure_ascii=False)))
+
+    assert parsed == CDCEvent.from_debezium(message)
+    assert parsed.after == {"id": 1, "name": "Zoë ✓"}
+
+
+def outcome(value: Any) -> object:
+    """Return the event parsed from ``value``, or the error and its cause's type."""
+    try:
+        return CDCEvent.from_debezium(value)
+    except CDCParseError as exc:
+        return (str(exc), type(exc.__cause__))
+
+
+def loads_outcome(raw: bytes) -> object:
+    """Return the outcome of json.loads's document, or the error its failure gives."""
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        return (f"value: not valid JSON ({exc!s:.80})", type(exc))
+    return outcome(document)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"op": "u"} x',
+        b'{"op": "u",}',
+        b'{"op": "u"}{}',
+        b'{"op": "\xff"}',
+        b'{"op": "u"',
+        b'{"op": "\xed\xa0\x80"}',
+        b"{\x00}\x00",
+        b'{"op": "u", "source": {"lsn": 1e999}}',
+    ],
+)
+def test_debezium_bytes_parse_as_their_json_loads_document(raw: bytes) -> None:
+    """Bytes give json.loads's error, or the outcome of its decoded document."""
+    assert outcome(raw) == loads_outcome(raw)

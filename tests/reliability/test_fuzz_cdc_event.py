@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from integration_automation_patterns._types import ManualClock
 from integration_automation_patterns.cdc_event import (
     CDCEvent,
     CDCParseError,
@@ -143,3 +144,36 @@ def test_random_debezium_keys_raise_only_parse_errors(key: Any) -> None:
 
     attempt(lambda v: CDCEvent.from_debezium(v, key=key), value)
     attempt(lambda v: CDCEvent.from_maxwell(v, key=key), VALID["maxwell"][3])
+
+
+def _outcome(value: Any) -> object:
+    try:
+        return CDCEvent.from_debezium(value, clock=ManualClock(1_700_000_000.0))
+    except CDCParseError as exc:
+        return (str(exc), type(exc.__cause__))
+
+
+def _loads_outcome(raw: bytes) -> object:
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        return (f"value: not valid JSON ({exc!s:.80})", type(exc))
+    return _outcome(document)
+
+
+@fuzz_target("cdc_event", "Debezium, bytes against json.loads")
+@settings(max_examples=examples(), deadline=None)
+@given(
+    tree=JSON_TREES,
+    spacing=st.sampled_from(["", " ", "\n", "\t\r\n", "\x0b", "\u00a0"]),
+    tail=st.binary(max_size=4),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16-le", "utf-32-be"]),
+)
+def test_debezium_bytes_parse_as_their_json_loads_document(
+    tree: Any, spacing: str, tail: bytes, encoding: str
+) -> None:
+    """Any bytes give the outcome of json.loads's document, or its error."""
+    text = json.dumps({"op": "c", "source": tree}, ensure_ascii=False) + spacing
+    raw = text.encode(encoding, "surrogatepass") + tail
+
+    assert _outcome(raw) == _loads_outcome(raw)
