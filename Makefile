@@ -46,9 +46,11 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS),bench]'
 	$(PY) -m benchmarks
 
+# Full sizes, on both cores; the local PostgreSQL is used unless a DSN is given.
 reliability: $(STAMP)
+	IAP_POSTGRES_DSN=$${IAP_POSTGRES_DSN:-postgresql://127.0.0.1:5432/test} \
 	IAP_RELIABILITY=full IAP_RELIABILITY_REPORT=docs/reliability.md \
-	  $(PY) -m pytest -q --timeout=1800 tests/reliability
+	  $(PY) -m pytest -q -n 2 --timeout=1800 tests/reliability
 
 # Needs nothing but Python: the script finds the package in src/ when it is not installed.
 demo:
