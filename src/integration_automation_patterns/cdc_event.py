@@ -783,7 +783,10 @@ _LSN_FIELD = {
 
 
 def _parse_debezium(value: Raw, key: Raw, placeholder: str, clock: Clock) -> CDCEvent:
-    message, path = _unwrap(_load_object(value, "value"), "")
+    message = _load_object(value, "value")
+    path = ""
+    if message is not None and "payload" in message:
+        message, path = _unwrap(message, path)
     key_row = None if key is None else _debezium_key(key)
     if message is None:
         return _tombstone(key_row, clock)
@@ -901,7 +904,10 @@ def _debezium_source(message: Mapping[str, Any], path: str) -> CDCSourceMetadata
     lsn = get(_LSN_FIELD.get(engine, "lsn"))
     snapshot = get("snapshot")
     if snapshot.__class__ is not str:
-        snapshot = _snapshot(snapshot, path + "source")
+        # PostgreSQL and MySQL send false for every streamed change.
+        snapshot = (
+            "false" if snapshot is False else _snapshot(snapshot, path + "source")
+        )
     server_id = get("server_id")
     if server_id is not None:
         server_id = _scalar_text(server_id, path + "source.server_id")
