@@ -164,6 +164,21 @@ def test_signed_request_verifies(scheme: Scheme, clock: ManualClock) -> None:
 
 
 @pytest.mark.parametrize("scheme", SCHEMES, ids=ids)
+def test_every_verifier_takes_one_call_shape(
+    scheme: Scheme, clock: ManualClock
+) -> None:
+    """Context a scheme does not sign is accepted and ignored by every verifier."""
+    verifier, headers = signed(scheme, clock)
+    context = {"url": "https://example.com/unused", "method": "POST"}
+    context.update(scheme.context)
+
+    verifier.verify(scheme.body, headers, **context, tenant="t-7")
+    event = verifier.parse(scheme.body, headers, **context, tenant="t-7")
+
+    assert event.raw == scheme.body
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=ids)
 def test_flipped_body_byte_fails(scheme: Scheme, clock: ManualClock) -> None:
     """Changing one byte of the body breaks the signature."""
     verifier, headers = signed(scheme, clock)

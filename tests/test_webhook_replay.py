@@ -9,7 +9,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from integration_automation_patterns._types import ManualClock
+from integration_automation_patterns._types import ConfigurationError, ManualClock
 from integration_automation_patterns.webhook_handler import (
     MemoryReplayGuard,
     ReplayGuard,
@@ -63,8 +63,8 @@ def test_discard_lets_a_redelivery_through(clock: ManualClock) -> None:
     ("ttl", "entries"), [(0, 1), (-1, 1), (1, 0)], ids=["zero-ttl", "neg", "no-room"]
 )
 def test_invalid_limits_are_refused(ttl: float, entries: int) -> None:
-    """A non-positive TTL or capacity is refused."""
-    with pytest.raises(ValueError, match="must be"):
+    """A non-positive TTL or capacity is refused with a ConfigurationError."""
+    with pytest.raises(ConfigurationError, match="must be"):
         MemoryReplayGuard(ttl_seconds=ttl, max_entries=entries)
 
 

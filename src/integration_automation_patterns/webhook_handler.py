@@ -30,7 +30,14 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal, Protocol, TypeAlias
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
-from ._types import SYSTEM_CLOCK, Clock, IntegrationError, JSONValue, SystemClock
+from ._types import (
+    SYSTEM_CLOCK,
+    Clock,
+    ConfigurationError,
+    IntegrationError,
+    JSONValue,
+    SystemClock,
+)
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -139,9 +146,9 @@ class MemoryReplayGuard:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not ttl_seconds > 0:
-            raise ValueError(f"ttl_seconds must be > 0, got {ttl_seconds!r}")
+            raise ConfigurationError(f"ttl_seconds must be > 0, got {ttl_seconds!r}")
         if max_entries < 1:
-            raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
+            raise ConfigurationError(f"max_entries must be >= 1, got {max_entries!r}")
         self._ttl = float(ttl_seconds)
         self._max_entries = max_entries
         self._clock = clock
@@ -502,11 +509,18 @@ class _Verifier:
         # The system clock's time() is time.time(); calling it directly is cheaper.
         self._time = time.time if type(clock) is SystemClock else clock.time
 
-    def verify(self, body: bytes, headers: HeaderMapping) -> None:
-        """Raise unless the request carries a valid signature for ``body``."""
+    def verify(self, body: bytes, headers: HeaderMapping, **context: Any) -> None:
+        """Raise unless the request carries a valid signature for ``body``.
+
+        Every scheme accepts the same call shape: context a scheme does not
+        sign (``url=``, ``method=``, ...) is accepted and ignored, so a receiver
+        can call any verifier the same way.
+        """
         raise NotImplementedError
 
-    def parse(self, body: bytes, headers: HeaderMapping) -> WebhookEvent:
+    def parse(
+        self, body: bytes, headers: HeaderMapping, **context: Any
+    ) -> WebhookEvent:
         """Verify the request, then decode it into a ``WebhookEvent``.
 
         Raises:
@@ -516,7 +530,7 @@ class _Verifier:
             WebhookFormatError: a header is missing or malformed, or the body
                 is too large or does not decode.
         """
-        self.verify(body, headers)
+        self.verify(body, headers, **context)
         return self._event(bytes(body), headers)
 
     def __repr__(self) -> str:
@@ -641,7 +655,7 @@ class GitHubVerifier(_Verifier):
             max_body_bytes=max_body_bytes,
         )
 
-    def verify(self, body: bytes, headers: HeaderMapping) -> None:
+    def verify(self, body: bytes, headers: HeaderMapping, **context: object) -> None:
         """Raise unless ``X-Hub-Signature-256`` signs ``body``."""
         if type(body) is not bytes or len(body) > self._max_body_bytes:
             body = _raw_body(body, self._max_body_bytes)
@@ -733,7 +747,7 @@ class StripeVerifier(_Verifier):
             future_tolerance_seconds=future_tolerance_seconds,
         )
 
-    def verify(self, body: bytes, headers: HeaderMapping) -> None:
+    def verify(self, body: bytes, headers: HeaderMapping, **context: object) -> None:
         """Raise unless ``Stripe-Signature`` signs ``body`` within the window."""
         if type(body) is not bytes or len(body) > self._max_body_bytes:
             body = _raw_body(body, self._max_body_bytes)
@@ -845,7 +859,7 @@ class StandardWebhooksVerifier(_Verifier):
             future_tolerance_seconds=future_tolerance_seconds,
         )
 
-    def verify(self, body: bytes, headers: HeaderMapping) -> None:
+    def verify(self, body: bytes, headers: HeaderMapping, **context: object) -> None:
         """Raise unless ``webhook-signature`` signs ``body`` within the window."""
         if type(body) is not bytes or len(body) > self._max_body_bytes:
             body = _raw_body(body, self._max_body_bytes)
@@ -1044,7 +1058,7 @@ class SlackVerifier(_Verifier):
             future_tolerance_seconds=future_tolerance_seconds,
         )
 
-    def verify(self, body: bytes, headers: HeaderMapping) -> None:
+    def verify(self, body: bytes, headers: HeaderMapping, **context: object) -> None:
         """Raise unless ``X-Slack-Signature`` signs ``body`` within the window."""
         body = _raw_body(body, self._max_body_bytes)
         stamp = _required(headers, self._TIMESTAMP, self._TIMESTAMP.lower())
@@ -1101,7 +1115,7 @@ class _BodyBase64Verifier(_Verifier):
             max_body_bytes=max_body_bytes,
         )
 
-    def verify(self, body: bytes, headers: HeaderMapping) -> None:
+    def verify(self, body: bytes, headers: HeaderMapping, **context: object) -> None:
         """Raise unless the signature header signs ``body``."""
         body = _raw_body(body, self._max_body_bytes)
         value = _required(headers, self._HEADER, self._HEADER.lower()).strip()
@@ -1187,7 +1201,12 @@ class SquareVerifier(_Verifier):
         self._url = notification_url
 
     def verify(
-        self, body: bytes, headers: HeaderMapping, *, url: str | None = None
+        self,
+        body: bytes,
+        headers: HeaderMapping,
+        *,
+        url: str | None = None,
+        **context: object,
     ) -> None:
         """Raise unless the signature header signs the URL and ``body``."""
         body = _raw_body(body, self._max_body_bytes)
@@ -1200,10 +1219,15 @@ class SquareVerifier(_Verifier):
             raise _signature_error(self._HEADER)
 
     def parse(
-        self, body: bytes, headers: HeaderMapping, *, url: str | None = None
+        self,
+        body: bytes,
+        headers: HeaderMapping,
+        *,
+        url: str | None = None,
+        **context: object,
     ) -> WebhookEvent:
         """Verify the request, then decode it into a ``WebhookEvent``."""
-        self.verify(body, headers, url=url)
+        self.verify(body, headers, url=url, **context)
         return self._event(bytes(body), headers)
 
     def sign(self, body: bytes, *, url: str | None = None) -> dict[str, str]:
@@ -1249,7 +1273,7 @@ class PagerDutyVerifier(_Verifier):
             max_body_bytes=max_body_bytes,
         )
 
-    def verify(self, body: bytes, headers: HeaderMapping) -> None:
+    def verify(self, body: bytes, headers: HeaderMapping, **context: object) -> None:
         """Raise unless one ``v1`` entry signs ``body``."""
         body = _raw_body(body, self._max_body_bytes)
         value = _required(headers, self._HEADER, self._HEADER.lower())
@@ -1314,7 +1338,7 @@ class ZendeskVerifier(_Verifier):
             future_tolerance_seconds=future_tolerance_seconds,
         )
 
-    def verify(self, body: bytes, headers: HeaderMapping) -> None:
+    def verify(self, body: bytes, headers: HeaderMapping, **context: object) -> None:
         """Raise unless the signature header signs timestamp + ``body``."""
         body = _raw_body(body, self._max_body_bytes)
         stamp = _required(headers, self._TIMESTAMP, self._TIMESTAMP.lower())
@@ -1440,6 +1464,7 @@ class HubSpotVerifier(_Verifier):
         *,
         method: str = "POST",
         url: str | None = None,
+        **context: object,
     ) -> None:
         """Raise unless the v3 (or an accepted v1/v2) signature signs the request."""
         body = _raw_body(body, self._max_body_bytes)
@@ -1468,9 +1493,10 @@ class HubSpotVerifier(_Verifier):
         *,
         method: str = "POST",
         url: str | None = None,
+        **context: object,
     ) -> WebhookEvent:
         """Verify the request, then decode it into a ``WebhookEvent``."""
-        self.verify(body, headers, method=method, url=url)
+        self.verify(body, headers, method=method, url=url, **context)
         return self._event(bytes(body), headers)
 
     def sign(
@@ -1593,6 +1619,7 @@ class TwilioVerifier(_Verifier):
         *,
         url: str | None = None,
         params: TwilioParams | None = None,
+        **context: object,
     ) -> None:
         """Raise unless ``X-Twilio-Signature`` signs the URL and parameters.
 
@@ -1601,6 +1628,7 @@ class TwilioVerifier(_Verifier):
             headers: the request headers.
             url: the full URL Twilio requested.
             params: the signed parameters, when not the form in ``body``.
+            context: other schemes' context (``method=``, ...), ignored here.
         """
         body = _raw_body(body, self._max_body_bytes)
         url = _context_url(url, "Twilio")
@@ -1624,9 +1652,10 @@ class TwilioVerifier(_Verifier):
         *,
         url: str | None = None,
         params: TwilioParams | None = None,
+        **context: object,
     ) -> WebhookEvent:
         """Verify the request, then decode its form or JSON body."""
-        self.verify(body, headers, url=url, params=params)
+        self.verify(body, headers, url=url, params=params, **context)
         return self._event(bytes(body), headers)
 
     def sign(
@@ -1825,6 +1854,7 @@ class HmacVerifier(_Verifier):
         *,
         method: str | None = None,
         url: str | None = None,
+        **context: object,
     ) -> None:
         """Raise unless the configured header signs the configured content."""
         body = _raw_body(body, self._max_body_bytes)
@@ -1851,9 +1881,10 @@ class HmacVerifier(_Verifier):
         *,
         method: str | None = None,
         url: str | None = None,
+        **context: object,
     ) -> WebhookEvent:
         """Verify the request, then decode its JSON body."""
-        self.verify(body, headers, method=method, url=url)
+        self.verify(body, headers, method=method, url=url, **context)
         return self._event(bytes(body), headers)
 
     def sign(
