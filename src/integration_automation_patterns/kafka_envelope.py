@@ -260,10 +260,15 @@ def to_wire_format(schema_id: int, payload: bytes) -> bytes:
 def from_wire_format(data: bytes) -> tuple[int, bytes]:
     """Split a Schema Registry frame into ``(schema_id, payload)``.
 
+    The id is read as ``to_wire_format`` writes it, so every frame this
+    returns frames back to the same bytes.
+
     Raises:
-        KafkaEnvelopeError: the frame is shorter than five bytes, or its first
+        KafkaEnvelopeError: the frame is shorter than five bytes, its first
             byte is not the magic byte 0 (0x01 is the schema-GUID framing,
-            which this function does not read).
+            which this function does not read), or its schema id is negative
+            (no registry assigns one, and Confluent's Java and Python clients
+            disagree on what those four bytes mean).
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise KafkaEnvelopeError(f"frame must be bytes, got {type(data).__name__}")
@@ -279,6 +284,11 @@ def from_wire_format(data: bytes) -> tuple[int, bytes]:
         raise KafkaEnvelopeError(
             f"Schema Registry frame starts with magic byte 0x{frame[0]:02x}; "
             "expected 0x00"
+        )
+    if schema_id < 0:
+        raise KafkaEnvelopeError(
+            f"Schema Registry frame carries schema id {schema_id}; registry ids "
+            "are in 0..2**31-1"
         )
     return schema_id, frame[_WIRE_HEADER.size :]
 
