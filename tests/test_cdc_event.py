@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -117,6 +118,33 @@ def test_identity_ignores_delivery_details_but_not_position() -> None:
     assert CDCEvent.from_debezium(moved).event_id != base
     assert CDCEvent.from_debezium(payload(op="c")).event_id != base
     assert CDCEvent.from_debezium(other_table).event_id != base
+
+
+def test_threads_reading_a_lazy_id_at_once_see_the_same_id() -> None:
+    """A second reader while the id is being derived never gets a fresh UUID."""
+    event = CDCEvent.from_debezium(payload())
+    derived = CDCEvent.from_debezium(payload()).event_id
+    derive, arg = event.__dict__["_lazy_event_id"]
+    entered, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def slow_first(value: Any) -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            entered.set()
+            release.wait(5)
+        return str(derive(value))
+
+    event.__dict__["_lazy_event_id"] = (slow_first, arg)
+    seen: list[str] = []
+    first = threading.Thread(target=lambda: seen.append(event.event_id))
+    first.start()
+    assert entered.wait(5)
+    seen.append(event.event_id)
+    release.set()
+    first.join(5)
+
+    assert seen == [derived, derived]
 
 
 def test_without_position_the_id_hashes_the_canonical_message() -> None:

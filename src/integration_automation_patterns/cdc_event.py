@@ -290,10 +290,13 @@ class _Lazy(Generic[_T]):
             return values[self._name]  # type: ignore[no-any-return]
         except KeyError:
             pass
-        recipe = values.pop(f"_lazy_{self._name}", None)
+        recipe = values.get(f"_lazy_{self._name}")
         value = self._default() if recipe is None else recipe[0](recipe[1])
-        values[self._name] = value
-        return value
+        # Store before dropping the recipe, and keep whichever value was stored
+        # first: a thread racing this one then reads the same derived value.
+        value = values.setdefault(self._name, value)
+        values.pop(f"_lazy_{self._name}", None)
+        return value  # type: ignore[no-any-return]
 
     def __set__(self, obj: object, value: _T) -> None:
         obj.__dict__[self._name] = self._default() if value is _UNSET else value
