@@ -1353,8 +1353,17 @@ class ZendeskVerifier(_Verifier):
         self._check_window(timestamp, self._TIMESTAMP)
 
     def sign(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
-        """Return the two headers Zendesk would send with ``body``."""
+        """Return the two headers Zendesk would send with ``body``.
+
+        Raises:
+            WebhookFormatError: ``timestamp`` falls outside the years 1970 to
+                9999, which Zendesk's ISO-8601 header cannot carry.
+        """
         t = self._now_seconds() if timestamp is None else int(timestamp)
+        if not 0 <= t <= _LAST_ISO_SECOND:
+            raise WebhookFormatError(
+                f"timestamp {t} is outside 1970-9999; Zendesk's header cannot carry it"
+            )
         stamp = _utc(t).strftime("%Y-%m-%dT%H:%M:%SZ")
         digest = hmac.digest(self._keys[0], stamp.encode("ascii") + body, "sha256")
         return {self._HEADER: _b64(digest), self._TIMESTAMP: stamp}
@@ -1372,6 +1381,9 @@ class ZendeskVerifier(_Verifier):
             or _text_field(payload, "id")
             or _body_digest(body)
         )
+
+
+_LAST_ISO_SECOND = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 def _iso_seconds(value: str, name: str) -> float:

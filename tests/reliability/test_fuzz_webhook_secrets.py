@@ -29,6 +29,7 @@ from integration_automation_patterns.webhook_handler import (
     StripeVerifier,
     TwilioVerifier,
     WebhookError,
+    WebhookFormatError,
     WebhookReplayError,
     WebhookSignatureError,
     ZendeskVerifier,
@@ -41,6 +42,8 @@ pytestmark = pytest.mark.reliability
 CLOCK = ManualClock(start=1_700_000_000.0)
 URL = "https://example.com/hook?x=1"
 BODY = b'{"id": "evt_1", "type": "t"}'
+LAST_ISO_SECOND = 253_402_300_799
+"""9999-12-31T23:59:59Z, the last second an ISO-8601 timestamp header carries."""
 
 
 def hmac_verifier(secret: Any, clock: ManualClock) -> HmacVerifier:
@@ -121,25 +124,34 @@ def test_random_secrets_sign_and_verify_or_raise_webhook_errors(
 @fuzz_target("webhook_handler", "timestamped verifiers, random signed timestamps")
 @given(
     name=st.sampled_from(sorted(TIMESTAMPED)),
-    # Signing is the sender's side: keep its timestamps between 1970 and 9999.
     offset=st.integers(-1_700_000_000, 250_000_000_000)
+    | st.integers()
     | st.integers(-400, 400)
-    | st.sampled_from([-301, -300, 300, 301]),
+    | st.sampled_from([-301, -300, 300, 301])
+    # 1970 and 9999 at their edges, where an ISO-8601 header stops.
+    | st.sampled_from([-1, 0, LAST_ISO_SECOND, LAST_ISO_SECOND + 1, 2**63]).map(
+        lambda stamp: stamp - 1_700_000_000
+    ),
 )
 @settings(max_examples=examples(), deadline=None)
 def test_random_timestamps_are_accepted_in_window_or_replay_errors(
     name: str, offset: int
 ) -> None:
-    """A correctly signed request at any time is accepted or a WebhookReplayError."""
+    """Signed times verify in the window, fail outside it, or sign refuses them."""
     verifier = build(name, "s3cret" if name != "standard" else "whsec_AAAA")
     context = SCHEMES[name][1]
     now = int(CLOCK.time())
     stamp = now + offset
     if name == "hubspot":
         stamp = stamp * 1000
+    if name == "zendesk" and not 0 <= stamp <= LAST_ISO_SECOND:
+        with pytest.raises(WebhookFormatError, match=f"timestamp {stamp} "):
+            verifier.sign(BODY, timestamp=stamp)
+        return
     try:
         headers = verifier.sign(BODY, **context, **{TIMESTAMPED[name]: stamp})
     except WebhookError:
+        assert name != "zendesk"
         return
     try:
         verifier.parse(BODY, headers, **context)
