@@ -502,6 +502,19 @@ def test_to_cloudevent_rejects_empty_source() -> None:
         make(source_system="").to_cloudevent()
 
 
+def test_time_follows_a_reassigned_created_at() -> None:
+    """Writing twice, then changing created_at, writes the new time."""
+    env = make()
+    assert env.to_cloudevent()["time"] == env.to_cloudevent()["time"]
+
+    env.created_at = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+    assert env.to_cloudevent()["time"] == "2025-01-02T03:04:05Z"
+    assert env.to_dict()["created_at"] == "2025-01-02T03:04:05Z"
+    assert env == make(created_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    assert "memo" not in repr(env)
+
+
 def test_cloudevent_round_trip() -> None:
     """from_cloudevent(to_cloudevent()) keeps the mapped fields."""
     env = make(correlation_id="c", schema_version="3")

@@ -245,7 +245,7 @@ class EventEnvelope:
             "payload": self.payload,
             "correlation_id": self.correlation_id,
             "schema_version": self.schema_version,
-            "created_at": _format_time(self.created_at),
+            "created_at": self._created_text(),
             "status": self.status.value,
             "attempt_count": self.attempt_count,
             "retry_policy": _policy_to_dict(self.retry_policy),
@@ -323,7 +323,7 @@ class EventEnvelope:
             "id": self.event_id,
             "source": self.source_system,
             "type": self.event_type,
-            "time": _format_time(self.created_at),
+            "time": self._created_text(),
             "datacontenttype": "application/json",
             "schemaversion": self.schema_version,
             "data": self.payload,
@@ -333,6 +333,24 @@ class EventEnvelope:
         if self.tags:
             _write_foreign_attributes(self.tags, event)
         return event
+
+    def _created_text(self) -> str:
+        """Return ``created_at`` as RFC 3339 text, formatted once per value."""
+        # Formatting an aware datetime costs more than building the rest of the
+        # event, and an envelope is written again on every redelivery. A
+        # datetime is immutable, so the text stays right for as long as the
+        # field holds the very object it was made from (hence ``is``). Kept
+        # in the instance dict, outside the dataclass fields, so equality,
+        # repr and to_dict are unchanged.
+        created = self.created_at
+        memo = self.__dict__.get("_created_memo")
+        if memo is not None and memo[0] is created:
+            cached: str = memo[1]
+            return cached
+
+        text = _format_time(created)
+        self.__dict__["_created_memo"] = (created, text)
+        return text
 
     @classmethod
     def from_cloudevent(cls, event: Mapping[str, Any]) -> EventEnvelope:
