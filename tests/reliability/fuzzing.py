@@ -17,8 +17,16 @@ from tests.reliability.conftest import Ledger
 Test = Callable[..., None]
 
 
-def fuzz_target(area: str, target: str) -> Callable[[Test], Test]:
-    """Return a decorator that records a Hypothesis test's input count."""
+def fuzz_target(
+    area: str, target: str, *, counts_toward: str | None = None
+) -> Callable[[Test], Test]:
+    """Return a decorator that records a Hypothesis test's input count.
+
+    ``counts_toward`` names the parser or verifier whose input total the report
+    adds this test's inputs to (default: ``area``); ``{name}`` placeholders are
+    filled from the test's parameters, so a test parametrized per parser counts
+    toward each parser.
+    """
 
     def decorate(test: Test) -> Test:
         handle = test.hypothesis  # type: ignore[attr-defined]
@@ -45,7 +53,7 @@ def fuzz_target(area: str, target: str) -> Callable[[Test], Test]:
                 ledger.record(
                     "bad input",
                     f"{area}: {target}" + (f" [{cases}]" if cases else ""),
-                    tried=f"{calls[0]} inputs",
+                    tried="Hypothesis inputs",
                     outcome=(
                         "only documented errors escaped"
                         if held
@@ -53,6 +61,9 @@ def fuzz_target(area: str, target: str) -> Callable[[Test], Test]:
                     ),
                     held=held,
                     examples=calls[0],
+                    counts_toward=(counts_toward or f"{area}, other checks").format(
+                        **kwargs
+                    ),
                 )
 
         signature = inspect.signature(test)

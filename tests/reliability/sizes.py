@@ -16,6 +16,15 @@ def scaled(full: int, reduced: int) -> int:
     return full if FULL else reduced
 
 
-def examples(full: int = 20_000, reduced: int = 200) -> int:
-    """Return the Hypothesis example count for one bad-input target."""
+PRIMARY = 20_000
+"""Inputs every parser and verifier gets at full size, summed over its tests."""
+
+
+def examples(full: int = PRIMARY, reduced: int = 200) -> int:
+    """Return the Hypothesis example count for one bad-input test."""
+    return scaled(full, reduced)
+
+
+def auxiliary(full: int = 3_000, reduced: int = 100) -> int:
+    """Return the example count for a test beyond a target's main ones."""
     return scaled(full, reduced)

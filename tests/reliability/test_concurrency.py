@@ -366,6 +366,9 @@ def test_inbox_applies_each_effect_once_under_concurrent_duplicates(
         f" threads and {INBOX_PROCESSES} processes",
         outcome=f"{duplicates} duplicate effects, {lost} lost",
         held=duplicates == 0 and lost == 0,
+        records=len(ids),
+        lost=lost,
+        duplicate_effects=duplicates,
     )
     assert lost == 0
     assert duplicates == 0

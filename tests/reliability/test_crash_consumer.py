@@ -137,6 +137,11 @@ def test_killed_consumer_applies_every_effect_exactly_once(
         outcome=f"{lost} lost, {redeliveries} redeliveries,"
         f" {duplicate_effects} duplicate effects behind the inbox",
         held=lost == 0 and duplicate_effects == 0,
+        kills=KILLS,
+        records=MESSAGES,
+        lost=lost,
+        redeliveries=redeliveries,
+        duplicate_effects=duplicate_effects,
     )
     assert lost == 0
     assert duplicate_effects == 0
@@ -176,5 +181,7 @@ def test_planted_fault_effect_outside_transaction_is_caught(
         tried=f"{kills} kills before the DB commit",
         outcome=f"caught: {duplicate_effects} duplicate effects",
         held=duplicate_effects == kills,
+        kills=kills,
+        duplicate_effects=duplicate_effects,
     )
     assert duplicate_effects == kills

@@ -119,6 +119,13 @@ def test_sigkilled_relay_loses_nothing_and_keeps_order(
         held=set(counts) == {r.record_id for r in items}
         and effects == RECORDS
         and duplicates <= leased_at_kills,
+        kills=mid_batch,
+        records=RECORDS,
+        lost=RECORDS - len(counts),
+        duplicates=len(duplicates),
+        bound=len(leased_at_kills),
+        duplicate_effects=effects - len(set(counts)),
+        seconds=round(elapsed, 1),
     )
     assert mid_batch == KILLS
     assert set(counts) == {r.record_id for r in items}

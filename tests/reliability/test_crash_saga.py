@@ -125,6 +125,8 @@ def test_sigkill_at_every_boundary_then_resume_applies_each_effect_once(
         outcome=f"{finished} of {len(sagas)} finished as expected,"
         f" {len(report['incomplete'])} left incomplete",
         held=finished == len(sagas) and report["incomplete"] == [],
+        kills=kills,
+        lost=len(sagas) - finished,
     )
     assert report["incomplete"] == []
     assert report["statuses"] == {

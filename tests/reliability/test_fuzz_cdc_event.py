@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +19,7 @@ from integration_automation_patterns.cdc_event import (
     DebeziumTransaction,
 )
 from tests.reliability.fuzzing import fuzz_target
-from tests.reliability.sizes import examples
+from tests.reliability.sizes import auxiliary, examples
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "cdc"
 
@@ -105,30 +106,50 @@ def _holders(node: Any) -> Any:
             yield from _holders(child)
 
 
-@fuzz_target("cdc_event", "every parser, random JSON trees")
-@settings(max_examples=examples(), deadline=None)
-@given(area=st.sampled_from(sorted(PARSERS)), tree=JSON_TREES)
-def test_random_json_trees_raise_only_parse_errors(area: str, tree: Any) -> None:
-    """Any JSON value, as a value and as text, raises at most CDCParseError."""
-    attempt(PARSERS[area], tree)
-    attempt(PARSERS[area], json.dumps(tree).encode())
+def tree_or_mutation(data: st.DataObject, area: str) -> None:
+    """Feed parser ``area`` a random JSON tree or a mutated valid message.
 
-
-@fuzz_target("cdc_event", "every parser, mutated valid messages")
-@settings(max_examples=examples(), deadline=None)
-@given(data=st.data(), area=st.sampled_from(sorted(PARSERS)))
-def test_mutated_valid_messages_raise_only_parse_errors(
-    data: st.DataObject, area: str
-) -> None:
-    """A real message with one value changed raises at most CDCParseError."""
-    message = data.draw(mutated(area))
+    Each is passed as the decoded value and as its JSON, in bytes or text;
+    only CDCParseError may escape either way.
+    """
+    message = data.draw(JSON_TREES | mutated(area))
+    text = json.dumps(message)
 
     attempt(PARSERS[area], message)
-    attempt(PARSERS[area], json.dumps(message))
+    attempt(PARSERS[area], text.encode() if data.draw(st.booleans()) else text)
+
+
+@pytest.mark.parametrize("area", ["aws_dms", "debezium", "maxwell", "wal2json"])
+@fuzz_target(
+    "cdc_event",
+    "random JSON trees and mutated valid messages",
+    counts_toward="cdc_event {area}",
+)
+@settings(max_examples=examples(), deadline=None, database=None)
+@given(data=st.data())
+def test_trees_and_mutations_raise_only_parse_errors(
+    area: str, data: st.DataObject
+) -> None:
+    """A random JSON value or a changed real message raises at most CDCParseError."""
+    tree_or_mutation(data, area)
+
+
+@fuzz_target(
+    "cdc_event",
+    "transaction markers, random JSON trees and mutated valid messages",
+    counts_toward="cdc_event transaction",
+)
+@settings(max_examples=auxiliary(), deadline=None, database=None)
+@given(data=st.data())
+def test_transaction_trees_and_mutations_raise_only_parse_errors(
+    data: st.DataObject,
+) -> None:
+    """Transaction markers, random or mutated, raise at most CDCParseError."""
+    tree_or_mutation(data, "transaction")
 
 
 @fuzz_target("cdc_event", "every parser, random bytes")
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(5_000), deadline=None, database=None)
 @given(area=st.sampled_from(sorted(PARSERS)), blob=st.binary(max_size=64))
 def test_random_bytes_raise_only_parse_errors(area: str, blob: bytes) -> None:
     """Undecodable or truncated bytes raise at most CDCParseError."""
@@ -136,7 +157,7 @@ def test_random_bytes_raise_only_parse_errors(area: str, blob: bytes) -> None:
 
 
 @fuzz_target("cdc_event", "Debezium and Maxwell, random keys")
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(), deadline=None, database=None)
 @given(key=JSON_TREES)
 def test_random_debezium_keys_raise_only_parse_errors(key: Any) -> None:
     """Any JSON key beside a valid value raises at most CDCParseError."""
@@ -162,7 +183,7 @@ def _loads_outcome(raw: bytes) -> object:
 
 
 @fuzz_target("cdc_event", "Debezium, bytes against json.loads")
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(), deadline=None, database=None)
 @given(
     tree=JSON_TREES,
     spacing=st.sampled_from(["", " ", "\n", "\t\r\n", "\x0b", "\u00a0"]),

@@ -16,7 +16,7 @@ from integration_automation_patterns.kafka_envelope import (
     to_wire_format,
 )
 from tests.reliability.fuzzing import fuzz_target
-from tests.reliability.sizes import examples
+from tests.reliability.sizes import auxiliary, examples
 
 header_lists = st.lists(
     st.tuples(st.text(max_size=12), st.one_of(st.none(), st.binary(max_size=16))),
@@ -53,8 +53,12 @@ values = st.one_of(
 )
 
 
-@fuzz_target("kafka_envelope", "from_consumer_record, random records")
-@settings(max_examples=examples(), deadline=None)
+@fuzz_target(
+    "kafka_envelope",
+    "from_consumer_record, random records",
+    counts_toward="kafka_envelope from_consumer_record",
+)
+@settings(max_examples=examples(), deadline=None, database=None)
 @given(
     key=st.one_of(st.none(), st.binary(max_size=16)),
     value=values,
@@ -78,7 +82,11 @@ def test_from_consumer_record_raises_only_decode_errors(
         assert (error.key, error.value) == (key, value)
 
 
-@fuzz_target("kafka_envelope", "from_wire_format, random frames")
+@fuzz_target(
+    "kafka_envelope",
+    "from_wire_format, random frames",
+    counts_toward="kafka_envelope from_wire_format",
+)
 @settings(max_examples=examples(), deadline=None, database=None)
 @given(data=st.binary(max_size=64))
 @example(data=b"\x00\x80\x00\x00\x00")
@@ -94,7 +102,7 @@ def test_from_wire_format_raises_only_envelope_errors(data: bytes) -> None:
 
 
 @fuzz_target("kafka_envelope", "from_cloudevents_record, random records")
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(5_000), deadline=None, database=None)
 @given(key=st.one_of(st.none(), st.binary(max_size=16)), value=values, h=header_lists)
 def test_from_cloudevents_record_raises_only_envelope_errors(
     key: bytes | None, value: bytes | None, h: list[tuple[str, bytes | None]]
@@ -108,7 +116,7 @@ def test_from_cloudevents_record_raises_only_envelope_errors(
 
 
 @fuzz_target("kafka_envelope", "DeadLetterContext.from_headers, random headers")
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(5_000), deadline=None, database=None)
 @given(headers=header_lists)
 def test_dead_letter_context_reader_raises_only_envelope_errors(
     headers: list[tuple[str, bytes | None]],
@@ -147,7 +155,7 @@ spring_contexts = st.builds(
 
 
 @fuzz_target("kafka_envelope", "dead-letter context, Connect round trips")
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(), deadline=None, database=None)
 @given(context=connect_contexts)
 def test_connect_context_round_trips(context: DeadLetterContext) -> None:
     """Any Connect-style context survives writing and reading its headers."""
@@ -155,7 +163,7 @@ def test_connect_context_round_trips(context: DeadLetterContext) -> None:
 
 
 @fuzz_target("kafka_envelope", "dead-letter context, Spring round trips")
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(), deadline=None, database=None)
 @given(context=spring_contexts)
 def test_spring_context_round_trips(context: DeadLetterContext) -> None:
     """Any Spring-style context survives writing and reading its headers."""

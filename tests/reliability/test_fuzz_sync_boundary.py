@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,9 +23,10 @@ from integration_automation_patterns.sync_boundary import (
     resolve,
 )
 from tests.reliability.fuzzing import fuzz_target
-from tests.reliability.sizes import examples
+from tests.reliability.sizes import PRIMARY, auxiliary, examples
 
 T = TypeVar("T")
+PLAN = "sync_boundary plan"
 NAMES = st.sampled_from(["f0", "f1", "f2", "Email", "", "ü", "f0 "])
 
 
@@ -52,9 +54,7 @@ VALUES = mostly(
             | st.tuples(inner)
         ),
         max_leaves=8,
-    )
-    | st.sampled_from([2000, 5000]).map(nested)
-    | st.sampled_from([2000, 5000]).map(nested),
+    ),
 )
 NOT_RECORDS = st.one_of(
     st.none(), st.integers(), st.text(max_size=3), st.lists(NAMES, max_size=2)
@@ -176,8 +176,6 @@ HOSTILE = st.one_of(
     SCALARS,
     st.floats(),
     st.binary(max_size=2),
-    st.sampled_from([2000, 5000]).map(nested),
-    st.sampled_from([2000, 5000]).map(nested),
     st.lists(st.floats() | st.text(max_size=2), max_size=2),
 )
 
@@ -202,8 +200,10 @@ def attempt(call: Callable[[], T]) -> T | SyncError:
     return error
 
 
-@fuzz_target("sync_boundary", "plan, hostile records, bases and boundaries")
-@settings(max_examples=examples(), deadline=None)
+@fuzz_target(
+    "sync_boundary", "plan, hostile records, bases and boundaries", counts_toward=PLAN
+)
+@settings(max_examples=examples(PRIMARY // 2, 100), deadline=None, database=None)
 @given(
     boundary=boundaries(),
     record_id=st.text(max_size=3) | st.integers(),
@@ -248,8 +248,8 @@ def test_plan_raises_only_sync_error(  # noqa: PLR0917 -- one argument per drawn
             apply(fix, a, b, base=plan.next_base)
 
 
-@fuzz_target("sync_boundary", "plan over random records")
-@settings(max_examples=examples(), deadline=None)
+@fuzz_target("sync_boundary", "plan over random records", counts_toward=PLAN)
+@settings(max_examples=examples(PRIMARY // 2, 100), deadline=None, database=None)
 @given(
     boundary=valid_boundaries(),
     a=st.dictionaries(FEW_NAMES, HOSTILE, max_size=3),
@@ -275,7 +275,7 @@ def test_plan_over_random_values_raises_only_sync_error(
 
 
 @fuzz_target("sync_boundary", "FieldMapping, hostile converters")
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(), deadline=None, database=None)
 @given(
     a_field=NAMES | st.integers() | st.none(),
     b_field=NAMES | st.integers() | st.none(),
@@ -291,7 +291,7 @@ def test_field_mapping_raises_only_sync_error(
 
 
 @fuzz_target("sync_boundary", "resolve and apply, random inputs")
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(5_000), deadline=None, database=None)
 @given(
     mapping=mappings(["f0"]),
     values=st.tuples(VALUES, VALUES, VALUES),
@@ -318,7 +318,7 @@ def test_resolve_and_apply_raise_only_sync_error(
 
 
 @fuzz_target("sync_boundary", "detect_conflict and last_writer")
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(), deadline=None, database=None)
 @given(values=st.tuples(VALUES, VALUES, VALUES), a_at=STAMPS, b_at=STAMPS)
 def test_detect_conflict_and_last_writer_raise_only_sync_error(
     values: tuple[Any, Any, Any], a_at: Any, b_at: Any
@@ -330,3 +330,46 @@ def test_detect_conflict_and_last_writer_raise_only_sync_error(
 
     attempt(lambda: boundary.detect_conflict("f", *values, "r1"))
     attempt(conflict.last_writer)
+
+
+def plan_and_check(boundary: SyncBoundary, a: Any, b: Any, base: Any) -> None:
+    """Plan one record pair; a plan that comes back must apply and audit."""
+    plan = attempt(
+        lambda: boundary.plan(
+            "r1",
+            a,
+            b,
+            base,
+            a_modified_at=datetime(2024, 1, 1, tzinfo=timezone.utc),
+            b_modified_at=datetime(2024, 1, 2, tzinfo=timezone.utc),
+        )
+    )
+    if isinstance(plan, SyncPlan):
+        check_plan(plan, a, b, base)
+
+
+@pytest.mark.parametrize("depth", [2_000, 5_000])
+@pytest.mark.parametrize("authority", list(RecordAuthority), ids=str)
+@pytest.mark.parametrize("normalize", [None, str], ids=["plain", "normalized"])
+def test_deeply_nested_values_raise_only_sync_error(
+    depth: int, authority: RecordAuthority, normalize: Callable[[Any], Any] | None
+) -> None:
+    """Values thousands deep in records, bases and conflicts raise only SyncError."""
+    deep = nested(depth)
+    boundary = SyncBoundary(
+        "contact",
+        "crm",
+        "erp",
+        {"f0": authority, "f1": RecordAuthority.SHARED},
+        mappings=[FieldMapping("f0", "erp_f0", None, None, normalize)],
+        clock=ManualClock(1_700_000_000.0),
+    )
+
+    plan_and_check(boundary, {"f0": deep, "f1": 1}, {"erp_f0": 1, "f1": deep}, None)
+    plan_and_check(boundary, {"f0": 1}, {"erp_f0": deep}, {"f0": deep})
+    plan_and_check(boundary, {"f0": deep}, {"erp_f0": deep}, {"f0": 0, "f1": deep})
+    attempt(lambda: boundary.detect_conflict("f0", deep, 1, "r1", deep))
+    conflict = SyncConflict("f0", deep, 1, "r1", None)
+    fix = attempt(lambda: resolve(conflict, deep, clock=ManualClock()))
+    if isinstance(fix, SyncPlan):
+        attempt(lambda: apply(fix, {"f0": 1}, {"erp_f0": 2}, base=None))

@@ -30,12 +30,14 @@ from integration_automation_patterns.webhook_handler import (
     ZendeskVerifier,
 )
 from tests.reliability.fuzzing import fuzz_target
-from tests.reliability.sizes import examples
+from tests.reliability.sizes import auxiliary, examples
 
 pytestmark = pytest.mark.reliability
 
-# Each parametrized target runs once per verifier, so each run gets a share.
-PER_SCHEME = examples(5_000, 60)
+# Each parametrized test runs once per scheme, so each run gets a share of the
+# verification total (12 schemes, two tests: 24 000 at full size).
+PER_SCHEME = examples(1_000, 60)
+VERIFICATION = "webhook_handler verification"
 
 CLOCK = ManualClock(start=1_700_000_000.0)
 STD_SECRET = "whsec_" + base64.b64encode(hashlib.sha256(b"fuzz").digest()).decode()
@@ -92,9 +94,13 @@ def only_webhook_errors(call: Callable[[], object]) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(VERIFIERS))
-@fuzz_target("webhook_handler", "parse, arbitrary bodies and headers")
+@fuzz_target(
+    "webhook_handler",
+    "parse, arbitrary bodies and headers",
+    counts_toward=VERIFICATION,
+)
 @given(body=bodies, headers=header_maps)
-@settings(max_examples=PER_SCHEME, deadline=None)
+@settings(max_examples=PER_SCHEME, deadline=None, database=None)
 def test_arbitrary_requests(name: str, body: bytes, headers: dict[Any, Any]) -> None:
     """Arbitrary bodies and header maps only raise WebhookError from parse."""
     verifier, context = VERIFIERS[name]
@@ -103,9 +109,13 @@ def test_arbitrary_requests(name: str, body: bytes, headers: dict[Any, Any]) -> 
 
 
 @pytest.mark.parametrize("name", sorted(VERIFIERS))
-@fuzz_target("webhook_handler", "parse, signed request with one header replaced")
+@fuzz_target(
+    "webhook_handler",
+    "parse, signed request with one header replaced",
+    counts_toward=VERIFICATION,
+)
 @given(data=st.data())
-@settings(max_examples=PER_SCHEME, deadline=None)
+@settings(max_examples=PER_SCHEME, deadline=None, database=None)
 def test_valid_requests_with_one_header_replaced(
     name: str, data: st.DataObject
 ) -> None:
@@ -119,9 +129,11 @@ def test_valid_requests_with_one_header_replaced(
 
 
 @pytest.mark.parametrize("name", ["hubspot", "twilio", "square", "hmac"])
-@fuzz_target("webhook_handler", "verify, arbitrary URL and method")
+@fuzz_target(
+    "webhook_handler", "verify, arbitrary URL and method", counts_toward=VERIFICATION
+)
 @given(url=st.text(max_size=60) | st.none(), method=st.text(max_size=8))
-@settings(max_examples=PER_SCHEME, deadline=None)
+@settings(max_examples=auxiliary(1_000, 60), deadline=None, database=None)
 def test_arbitrary_context(name: str, url: str | None, method: str) -> None:
     """Junk URLs and methods only raise WebhookError."""
     verifier, _ = VERIFIERS[name]
@@ -133,9 +145,11 @@ def test_arbitrary_context(name: str, url: str | None, method: str) -> None:
     only_webhook_errors(lambda: verifier.verify(BODY, headers, **context))
 
 
-@fuzz_target("webhook_handler", "verify, non-mapping headers")
+@fuzz_target(
+    "webhook_handler", "verify, non-mapping headers", counts_toward=VERIFICATION
+)
 @given(headers=st.none() | st.integers() | st.lists(st.text(), max_size=3))
-@settings(max_examples=examples(50, 20), deadline=None)
+@settings(max_examples=examples(50, 20), deadline=None, database=None)
 def test_non_mapping_headers(headers: Any) -> None:
     """Header containers that are not mappings raise WebhookError."""
     for verifier, context in VERIFIERS.values():
@@ -143,9 +157,13 @@ def test_non_mapping_headers(headers: Any) -> None:
             verifier.verify(BODY, headers, **context)
 
 
-@fuzz_target("webhook_handler", "WebhookHandler.parse (0.2.0), arbitrary input")
+@fuzz_target(
+    "webhook_handler",
+    "WebhookHandler.parse (0.2.0), arbitrary input",
+    counts_toward="webhook_handler 0.2.0 WebhookHandler",
+)
 @given(body=bodies, header=st.text(max_size=120) | st.binary(max_size=20))
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(5_000), deadline=None, database=None)
 def test_legacy_handler_on_arbitrary_input(body: bytes, header: Any) -> None:
     """The 0.2.0 handler only raises WebhookError on junk bodies and headers."""
     handler = WebhookHandler("s", clock=CLOCK)

@@ -35,11 +35,12 @@ from integration_automation_patterns.webhook_handler import (
     ZendeskVerifier,
 )
 from tests.reliability.fuzzing import fuzz_target
-from tests.reliability.sizes import examples
+from tests.reliability.sizes import auxiliary
 
 pytestmark = pytest.mark.reliability
 
 CLOCK = ManualClock(start=1_700_000_000.0)
+VERIFICATION = "webhook_handler verification"
 URL = "https://example.com/hook?x=1"
 BODY = b'{"id": "evt_1", "type": "t"}'
 LAST_ISO_SECOND = 253_402_300_799
@@ -98,9 +99,11 @@ def build(name: str, secret: Any) -> Any:
         return None
 
 
-@fuzz_target("webhook_handler", "every verifier, random secrets")
+@fuzz_target(
+    "webhook_handler", "every verifier, random secrets", counts_toward=VERIFICATION
+)
 @given(name=st.sampled_from(sorted(SCHEMES)), secret=secrets, other=single_secrets)
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(5_000), deadline=None, database=None)
 def test_random_secrets_sign_and_verify_or_raise_webhook_errors(
     name: str, secret: Any, other: Any
 ) -> None:
@@ -121,7 +124,11 @@ def test_random_secrets_sign_and_verify_or_raise_webhook_errors(
         verifier.verify(BODY, stranger.sign(BODY, **context), **context)
 
 
-@fuzz_target("webhook_handler", "timestamped verifiers, random signed timestamps")
+@fuzz_target(
+    "webhook_handler",
+    "timestamped verifiers, random signed timestamps",
+    counts_toward=VERIFICATION,
+)
 @given(
     name=st.sampled_from(sorted(TIMESTAMPED)),
     offset=st.integers(-1_700_000_000, 250_000_000_000)
@@ -133,7 +140,7 @@ def test_random_secrets_sign_and_verify_or_raise_webhook_errors(
         lambda stamp: stamp - 1_700_000_000
     ),
 )
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(5_000), deadline=None, database=None)
 def test_random_timestamps_are_accepted_in_window_or_replay_errors(
     name: str, offset: int
 ) -> None:
@@ -164,14 +171,18 @@ def test_random_timestamps_are_accepted_in_window_or_replay_errors(
     assert abs(offset) <= 300
 
 
-@fuzz_target("webhook_handler", "timestamped verifiers, mutated timestamp headers")
+@fuzz_target(
+    "webhook_handler",
+    "timestamped verifiers, mutated timestamp headers",
+    counts_toward=VERIFICATION,
+)
 @given(
     name=st.sampled_from(sorted(TIMESTAMPED)),
     text=st.text(max_size=24)
     | st.integers().map(str)
     | st.sampled_from(["", " 1700000000", "1e9", "-0", "NaN", "1700000000.5"]),
 )
-@settings(max_examples=examples(), deadline=None)
+@settings(max_examples=auxiliary(5_000), deadline=None, database=None)
 def test_mutated_timestamp_text_raises_only_webhook_errors(
     name: str, text: str
 ) -> None:

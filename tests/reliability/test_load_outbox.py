@@ -114,7 +114,13 @@ def test_four_relays_publish_every_record_once_in_aggregate_order(
         f" violations; {elapsed:.1f}s, {RECORDS / elapsed:.0f} records/s;"
         f" per relay {shares}",
         held=lost == 0 and duplicates == 0 and violations == 0,
+        records=RECORDS,
+        lost=lost,
+        duplicates=duplicates,
+        bound=0,
+        order_violations=violations,
         seconds=round(elapsed, 1),
+        throughput=round(RECORDS / elapsed),
     )
     assert codes == [0] * RELAYS
     assert lost == 0

@@ -104,6 +104,9 @@ def test_planted_mark_before_publish_relay_is_caught(
         outcome=f"caught: {planted_lost} records lost (the real relay:"
         f" {real_lost} lost, {real_duplicates} re-sent, bound {CRASH_AT})",
         held=planted_lost > 0 and real_lost == 0 and real_duplicates <= CRASH_AT,
+        kills=1,
+        records=RECORDS,
+        lost=planted_lost,
     )
     assert real_lost == 0
     assert real_duplicates <= CRASH_AT, "only the crashed batch may be re-sent"

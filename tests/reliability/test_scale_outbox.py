@@ -56,7 +56,11 @@ def test_four_relays_publish_each_record_exactly_once_in_order(
         tried=f"{RECORDS} records over {AGGREGATES} aggregates",
         outcome=f"{len(wire)} publishes in {elapsed:.1f}s",
         held=exactly_once and in_order,
+        records=RECORDS,
+        lost=RECORDS - len(counts),
+        duplicates=len(wire) - len(counts),
         seconds=round(elapsed, 1),
+        throughput=round(RECORDS / elapsed),
     )
     assert codes == [0] * RELAYS
     assert len(wire) == RECORDS
