@@ -402,6 +402,28 @@ def test_rfc3339_times_parse(text: str, expected: datetime) -> None:
     assert EventEnvelope.from_dict(data).created_at == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-05-01T12:30:4x.123456Z",
+        "2024-05-01T12:30:45.12345xZ",
+        "2024-05-01 12:30:45.123456Z",
+        "2024-05-01T12:30:45,123456Z",
+        "2024-05-01T12:30:45.123456+",
+        "2024/05/01T12:30:45Z",
+        "2024-05-01T12-30-45Z",
+        "2024-05-01T12:30:45",
+        "2024-13-01T12:30:45Z",
+        "20240501T123045.123456Z",
+    ],
+)
+def test_cloudevent_time_near_the_plain_shape_is_rejected(text: str) -> None:
+    """Text one character off the RFC 3339 shape raises, naming the time."""
+    event = make().to_cloudevent() | {"time": text}
+    with pytest.raises(EnvelopeError, match="CloudEvent attribute time"):
+        EventEnvelope.from_cloudevent(event)
+
+
 def test_from_dict_defaults_optional_fields() -> None:
     """Only the four 0.2.0 positional fields are required."""
     env = EventEnvelope.from_dict(
