@@ -2999,7 +2999,8 @@ def test_verifier_methods_have_the_documented_shape(
     for method in ("verify", "parse"):
         params = own_parameters(getattr(verifier, method))
         assert [p.name for p in params[:2]] == ["body", "headers"]
-        assert all(p.kind is KW for p in params[2:])
+        assert all(p.kind is KW for p in params[2:-1])
+        assert params[-1].kind is inspect.Parameter.VAR_KEYWORD
     sign_params = own_parameters(verifier.sign)
     assert sign_params[0].name == "body"
     assert all(p.kind is KW for p in sign_params[1:])
