@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,oracles,services
+# bench is included so the quick benchmark run in the tests exercises every peer.
+EXTRAS ?= dev,oracles,services,bench
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 MATRIX := 3.10 3.11 3.12 3.13
 
@@ -43,7 +44,6 @@ matrix:
 	done
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[$(EXTRAS),bench]'
 	$(PY) -m benchmarks
 
 # Full sizes, on both cores; the local PostgreSQL is used unless a DSN is given.
