@@ -570,6 +570,44 @@ def test_sdk_reads_what_we_write() -> None:
     assert event.get_data() == {"contact_id": 42}
 
 
+@given(
+    envelopes.filter(lambda e: all((e.event_id, e.source_system, e.event_type))),
+    st.sampled_from([{}, {"ce.subject": "contact/42"}]),
+)
+@settings(max_examples=150, deadline=None)
+def test_structured_json_is_the_cloudevent_document(
+    env: EventEnvelope, tags: dict[str, str]
+) -> None:
+    """to_cloudevent_json() writes exactly the document to_cloudevent() returns."""
+    env.tags = tags
+
+    assert json.loads(env.to_cloudevent_json()) == env.to_cloudevent()
+
+
+def test_sdk_reads_our_structured_json_bytes() -> None:
+    """The SDK reads to_cloudevent_json() output as the same event."""
+    env = make(correlation_id="corr-7", payload={"name": 'Zoë "Q"', "n": 1})
+
+    event = JSONFormat().read(None, env.to_cloudevent_json())
+
+    assert (event.get_id(), event.get_time()) == ("evt-1", CREATED)
+    assert event.get_extension("correlationid") == "corr-7"
+    assert event.get_data() == {"name": 'Zoë "Q"', "n": 1}
+
+
+@pytest.mark.parametrize("payload", [{"x": float("nan")}, {"x": object()}, {"x": {1j}}])
+def test_structured_json_refuses_a_payload_json_cannot_carry(payload: Any) -> None:
+    """A NaN or an unserialisable payload value raises EnvelopeError."""
+    with pytest.raises(EnvelopeError, match="payload"):
+        make(payload=payload).to_cloudevent_json()
+
+
+def test_structured_json_refuses_an_empty_required_attribute() -> None:
+    """An empty source cannot form an event, in either writer."""
+    with pytest.raises(EnvelopeError, match="source"):
+        make(source_system="").to_cloudevent_json()
+
+
 def test_we_read_what_the_sdk_writes() -> None:
     """An event written by the SDK becomes the matching envelope."""
     attributes = {

@@ -335,6 +335,35 @@ class EventEnvelope:
             _write_foreign_attributes(self.tags, event)
         return event
 
+    def to_cloudevent_json(self) -> bytes:
+        """Return the event as CloudEvents structured-mode JSON, UTF-8 encoded.
+
+        This is the body of an ``application/cloudevents+json`` HTTP request or
+        Kafka record: the document ``to_cloudevent()`` describes, written
+        straight to text instead of through an intermediate dict.
+
+        Raises:
+            EnvelopeError: the envelope cannot form a valid event, or the
+                payload holds a value JSON cannot carry.
+        """
+        texts = (self.event_id, self.source_system, self.event_type)
+        if self.tags or not all(type(t) is str and t for t in texts):
+            return _dump_event(self.to_cloudevent())  # the general path
+        if type(self.schema_version) is not str or type(self.correlation_id) is not str:
+            return _dump_event(self.to_cloudevent())
+
+        quote = _quote
+        head = (
+            f'{{"specversion":"1.0","id":{quote(self.event_id)},'
+            f'"source":{quote(self.source_system)},"type":{quote(self.event_type)},'
+            f'"time":{quote(self._created_text())},'
+            f'"datacontenttype":"application/json",'
+            f'"schemaversion":{quote(self.schema_version)},'
+        )
+        if self.correlation_id:
+            head += f'"correlationid":{quote(self.correlation_id)},'
+        return f'{head}"data":{_dump_payload(self.payload)}}}'.encode()
+
     def _created_text(self) -> str:
         """Return ``created_at`` as RFC 3339 text, formatted once per value."""
         # Formatting an aware datetime costs more than building the rest of the
@@ -684,6 +713,23 @@ def _attribute_text(name: str, value: object) -> str:
     raise EnvelopeError(
         f"CloudEvent attribute {name} must be a string, integer or boolean"
     )
+
+
+# The C string escaper behind json.dumps: attribute values are quoted with it
+# directly, so writing an event serialises only the payload generically.
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
+_PAYLOAD_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
+def _dump_payload(payload: Any) -> str:
+    try:
+        return _PAYLOAD_ENCODER.encode(payload)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise EnvelopeError(f"payload is not JSON-serialisable: {exc}") from exc
+
+
+def _dump_event(event: dict[str, Any]) -> bytes:
+    return _dump_payload(event).encode()
 
 
 def _write_foreign_attributes(tags: Mapping[str, str], event: dict[str, Any]) -> None:
