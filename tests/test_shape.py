@@ -155,9 +155,10 @@ def test_module_all_is_sorted_and_resolves(module: str) -> None:
         assert hasattr(mod, name), f"{module}.{name}"
 
 
-@pytest.mark.slow
-def test_wheel_holds_every_module_and_no_dependency(tmp_path: Path) -> None:
-    """The built wheel ships all modules and py.typed and requires nothing."""
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the wheel once for the packaging checks."""
+    outdir = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
             sys.executable,
@@ -166,14 +167,59 @@ def test_wheel_holds_every_module_and_no_dependency(tmp_path: Path) -> None:
             "--wheel",
             "--no-isolation",
             "--outdir",
-            str(tmp_path),
+            str(outdir),
             str(ROOT),
         ],
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("*.whl")
+    (built,) = outdir.glob("*.whl")
+    return built
 
+
+@pytest.mark.slow
+def test_wheel_imports_in_a_venv_holding_nothing_else(
+    wheel: Path, tmp_path: Path
+) -> None:
+    """Installed alone, without dependencies, the package imports and has a version."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    seeded = _installed(python)  # what the venv itself brings (pip, ...)
+    install = [str(python), "-m", "pip", "install", "--no-index", "--no-deps"]
+    subprocess.run([*install, "--quiet", str(wheel)], check=True)
+
+    out = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import integration_automation_patterns as m; print(m.__version__)",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+
+    assert out.stdout.strip() == package.__version__
+    assert _installed(python) - seeded == {
+        f"integration-automation-patterns=={package.__version__}"
+    }
+
+
+def _installed(python: Path) -> set[str]:
+    listing = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format=freeze"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return set(listing.stdout.split())
+
+
+@pytest.mark.slow
+def test_wheel_holds_every_module_and_no_dependency(wheel: Path) -> None:
+    """The built wheel ships all modules and py.typed and requires nothing."""
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         metadata_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
