@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from integration_automation_patterns._types import ManualClock
 from integration_automation_patterns.outbox import (
     Inbox,
     OutboxRecord,
@@ -88,6 +89,17 @@ def records(aggregates: int, per_aggregate: int) -> list[OutboxRecord]:
         for n in range(per_aggregate)
         for a in range(aggregates)
     ]
+
+
+def seeded(
+    db: Database, clock: ManualClock, items: list[OutboxRecord]
+) -> SqlOutboxStore:
+    """Create the outbox and enqueue ``items`` in one committed transaction."""
+    store = db.store(clock)
+    conn = db.connect()
+    store.enqueue_many(conn, items)
+    conn.commit()
+    return store
 
 
 def unique_table(prefix: str) -> str:

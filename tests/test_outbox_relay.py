@@ -12,23 +12,12 @@ from integration_automation_patterns.outbox import (
     BatchReport,
     OutboxRecord,
     OutboxRelay,
-    SqlOutboxStore,
 )
-from tests.outbox_support import Database, database, records
+from tests.outbox_support import Database, database, records, seeded
 
 __all__ = ["database"]
 
 POLICY = RetryPolicy(max_attempts=2, backoff_seconds=5, max_backoff_seconds=60)
-
-
-def seeded(
-    db: Database, clock: ManualClock, items: list[OutboxRecord]
-) -> SqlOutboxStore:
-    store = db.store(clock)
-    conn = db.connect()
-    store.enqueue_many(conn, items)
-    conn.commit()
-    return store
 
 
 def test_run_once_publishes_in_order_and_marks(

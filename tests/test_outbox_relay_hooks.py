@@ -11,24 +11,12 @@ from integration_automation_patterns.outbox import (
     BatchReport,
     OutboxRecord,
     OutboxRelay,
-    SqlOutboxStore,
 )
-from tests.outbox_support import Database, database, records
+from tests.outbox_support import Database, database, records, seeded
 
 __all__ = ["database"]
 
 POLICY = RetryPolicy(max_attempts=2, backoff_seconds=5, max_backoff_seconds=60)
-
-
-def seeded(
-    db: Database, clock: ManualClock, items: list[OutboxRecord]
-) -> SqlOutboxStore:
-    """Create the outbox and enqueue ``items`` in one transaction."""
-    store = db.store(clock)
-    conn = db.connect()
-    store.enqueue_many(conn, items)
-    conn.commit()
-    return store
 
 
 def test_report_times_the_batch_by_the_relay_clock(
