@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from integration_automation_patterns.outbox import (
     BatchReport,
     OutboxRecord,
     OutboxRelay,
+    SqlOutboxStore,
 )
 from tests.outbox_support import Database, database, records, seeded
 
@@ -181,3 +184,25 @@ def test_run_forever_survives_a_database_outage(
     assert len(sent) == 2
     assert attempts["connect"] == 2
     assert clock.sleeps
+
+
+def test_relay_closes_its_connection_as_a_context_manager(tmp_path: Path) -> None:
+    """Leaving a ``with`` block closes the connection the relay opened."""
+    path = tmp_path / "outbox.db"
+    store = SqlOutboxStore("sqlite")
+    setup = sqlite3.connect(path)
+    store.create_schema(setup)
+    store.enqueue(setup, OutboxRecord.create("a-1", "Created", {"n": 1}))
+    setup.commit()
+    setup.close()
+    opened: list[sqlite3.Connection] = []
+
+    def connect() -> sqlite3.Connection:
+        opened.append(sqlite3.connect(path))
+        return opened[-1]
+
+    with OutboxRelay(store, connect, lambda record: None) as relay:
+        assert relay.run_once().published == 1
+
+    with pytest.raises(sqlite3.ProgrammingError):
+        opened[-1].execute("SELECT 1")

@@ -546,3 +546,21 @@ def survive(run: Callable[[], SagaResult]) -> SagaResult | None:
         return run()
     except Crash:
         return None
+
+
+def test_store_closes_its_connection_as_a_context_manager(tmp_path: Path) -> None:
+    """Leaving a ``with`` block closes the journal connection the store opened."""
+    opened: list[sqlite3.Connection] = []
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(tmp_path / "journal.db")
+        opened.append(conn)
+        return conn
+
+    with SqlSagaStore(connect, "sqlite") as store:
+        saga = SagaOrchestrator("order", store=store).add_step("a", lambda: 1)
+        assert saga.execute().succeeded
+
+    assert opened
+    with pytest.raises(sqlite3.ProgrammingError):
+        opened[-1].execute("SELECT 1")

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from ._types import (
     SYSTEM_CLOCK,
@@ -63,6 +63,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_Relay = TypeVar("_Relay", bound="OutboxRelay")
 
 DEFAULT_RETRY_POLICY = RetryPolicy(
     max_attempts=10, backoff_seconds=1.0, max_backoff_seconds=300.0
@@ -1025,6 +1027,12 @@ class OutboxRelay:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+    def __enter__(self: _Relay) -> _Relay:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def run_once(self) -> BatchReport:
         """Claim, publish and mark one batch; return what happened."""

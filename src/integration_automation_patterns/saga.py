@@ -26,7 +26,7 @@ import threading
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias, TypeVar
 
 from ._types import (
     SYSTEM_CLOCK,
@@ -61,6 +61,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_Store = TypeVar("_Store", bound="SqlSagaStore")
 
 StepCallable: TypeAlias = Callable[..., Any]
 Phase: TypeAlias = Literal["action", "compensation"]
@@ -509,6 +511,12 @@ class SqlSagaStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+    def __enter__(self: _Store) -> _Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def create(self, record: SagaRecord, *, owner: str, lease_until: float) -> None:
         """Record a new saga holding a lease; raise SagaError if the id exists."""
