@@ -1218,18 +1218,6 @@ class SquareVerifier(_Verifier):
             _require_base64([value], self._HEADER)
             raise _signature_error(self._HEADER)
 
-    def parse(
-        self,
-        body: bytes,
-        headers: HeaderMapping,
-        *,
-        url: str | None = None,
-        **context: object,
-    ) -> WebhookEvent:
-        """Verify the request, then decode it into a ``WebhookEvent``."""
-        self.verify(body, headers, url=url, **context)
-        return self._event(bytes(body), headers)
-
     def sign(self, body: bytes, *, url: str | None = None) -> dict[str, str]:
         """Return the signature header Square would send with ``body``."""
         digest = hmac.digest(self._keys[0], self._url_bytes(url) + body, "sha256")
@@ -1498,19 +1486,6 @@ class HubSpotVerifier(_Verifier):
         if not self._match(digests, [provided]):
             raise _signature_error(self._LEGACY)
 
-    def parse(
-        self,
-        body: bytes,
-        headers: HeaderMapping,
-        *,
-        method: str = "POST",
-        url: str | None = None,
-        **context: object,
-    ) -> WebhookEvent:
-        """Verify the request, then decode it into a ``WebhookEvent``."""
-        self.verify(body, headers, method=method, url=url, **context)
-        return self._event(bytes(body), headers)
-
     def sign(
         self,
         body: bytes,
@@ -1656,19 +1631,6 @@ class TwilioVerifier(_Verifier):
         if not _matches_text(expected, value):
             _require_base64([value], self._HEADER)
             raise _signature_error(self._HEADER)
-
-    def parse(
-        self,
-        body: bytes,
-        headers: HeaderMapping,
-        *,
-        url: str | None = None,
-        params: TwilioParams | None = None,
-        **context: object,
-    ) -> WebhookEvent:
-        """Verify the request, then decode its form or JSON body."""
-        self.verify(body, headers, url=url, params=params, **context)
-        return self._event(bytes(body), headers)
 
     def sign(
         self,
@@ -1885,19 +1847,6 @@ class HmacVerifier(_Verifier):
             raise _signature_error(self._header_name)
         if "timestamp" in fields:
             self._check_window(int(fields["timestamp"]), str(self._timestamp_header))
-
-    def parse(
-        self,
-        body: bytes,
-        headers: HeaderMapping,
-        *,
-        method: str | None = None,
-        url: str | None = None,
-        **context: object,
-    ) -> WebhookEvent:
-        """Verify the request, then decode its JSON body."""
-        self.verify(body, headers, method=method, url=url, **context)
-        return self._event(bytes(body), headers)
 
     def sign(
         self,
